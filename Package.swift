@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "etag-proxy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "etag-proxy", targets: ["etag-proxy"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // System libraries (apt providers so SwiftPM names the missing package).
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // Only what Swift cannot express safely: the SO_REUSEPORT listen helper (later: shared memory, atomics).
+        .target(name: "CEtagShim", dependencies: ["CLibUV"]),
+        // Pure HTTP/1.1 parsing and serialization (RFC 9112), no I/O.
+        .target(name: "EtagHTTP"),
+        // Pure policy: config value, forwarding rules, problem+json, ETag hashing.
+        .target(name: "EtagCore", dependencies: ["EtagHTTP", "COpenSSL"]),
+        // Loading the config from YAML / environment (Foundation and Yams stay here).
+        .target(name: "EtagConfig", dependencies: ["EtagCore", .product(name: "Yams", package: "Yams")]),
+        // libuv wiring: workers, listeners, client and upstream connections.
+        .target(name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "CLibUV", "CEtagShim"]),
+        .executableTarget(
+            name: "etag-proxy",
+            dependencies: [
+                "EtagServer", "EtagConfig", "EtagCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),
+        .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
+        .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),
+        .testTarget(
+            name: "ProxyIntegrationTests",
+            dependencies: ["EtagServer", "EtagCore", "EtagConfig", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,80 @@
+// C helpers for what Swift cannot express directly. No state; every function is thread-safe.
+#include "etag_shim.h"
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <string.h>
+#include <errno.h>
+#include <pthread.h>
+
+int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr) {
+    int rc = uv_tcp_init_ex(loop, tcp, addr->sa_family);
+    if (rc != 0) return rc;
+    uv_os_fd_t fd;
+    rc = uv_fileno((uv_handle_t *)tcp, &fd);
+    if (rc != 0) return rc;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return uv_translate_sys_error(errno);
+    return uv_tcp_bind(tcp, addr, 0);
+}
+
+int etag_tcp_local_port(uv_tcp_t *tcp) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len);
+    if (rc != 0) return rc;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return UV_EINVAL;
+}
+
+int etag_parse_ip(const char *host, int port, struct sockaddr_storage *out) {
+    memset(out, 0, sizeof *out);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0) return 0;
+    return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out);
+}
+
+int etag_resolve_host(const char *host, int port, struct sockaddr_storage *out) {
+    if (etag_parse_ip(host, port, out) == 0) return 0;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) return -1;
+    memset(out, 0, sizeof *out);
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    if (out->ss_family == AF_INET) ((struct sockaddr_in *)out)->sin_port = htons(port);
+    else if (out->ss_family == AF_INET6) ((struct sockaddr_in6 *)out)->sin6_port = htons(port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int etag_tcp_peer_ip(uv_tcp_t *tcp, char *buf, int len) {
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) != 0) return 0;
+    int rc = ss.ss_family == AF_INET6 ? uv_ip6_name((struct sockaddr_in6 *)&ss, buf, len)
+                                      : uv_ip4_name((struct sockaddr_in *)&ss, buf, len);
+    if (rc != 0) return 0;
+    return (int)strlen(buf);
+}
+
+void etag_block_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int etag_wait_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {}
+    return sig;
+}

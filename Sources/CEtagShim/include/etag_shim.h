@@ -1,0 +1,28 @@
+#ifndef ETAG_SHIM_H
+#define ETAG_SHIM_H
+#include <uv.h>
+#include <sys/socket.h>
+
+/// Initializes `tcp` on `loop` for the family of `addr`, sets SO_REUSEPORT (libuv 1.44 has no
+/// UV_TCP_REUSEPORT) and binds it. Returns 0 or a libuv error code.
+int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr);
+
+/// The local port a bound TCP handle listens on, or a negative libuv error code.
+int etag_tcp_local_port(uv_tcp_t *tcp);
+
+/// Parses "a.b.c.d" or an IPv6 literal plus a port into `out`. Returns 0 or a libuv error code.
+int etag_parse_ip(const char *host, int port, struct sockaddr_storage *out);
+
+/// Resolves a host name (blocking, start-up only) to the first IPv4/IPv6 address. Returns 0 or -1.
+int etag_resolve_host(const char *host, int port, struct sockaddr_storage *out);
+
+/// Formats the peer address of a TCP handle into `buf` ("a.b.c.d" or IPv6). Returns length or 0.
+int etag_tcp_peer_ip(uv_tcp_t *tcp, char *buf, int len);
+
+/// Blocks SIGINT, SIGTERM and SIGPIPE for the calling thread (threads started later inherit the mask).
+void etag_block_signals(void);
+
+/// Waits for SIGINT or SIGTERM (blocked beforehand) and returns its number.
+int etag_wait_signal(void);
+
+#endif

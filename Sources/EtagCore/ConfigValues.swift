@@ -1,0 +1,123 @@
+/// Parsing of the config's scalar forms: durations (`250ms`, `30s`, `5m`, `1h`), sizes (`64KiB`, `10MiB`,
+/// `512`), listen addresses and upstream URLs. Pure; errors are sentences for the operator.
+public enum ConfigValues {
+    /// A duration in milliseconds. A bare number is seconds.
+    public static func duration(_ text: String) -> Int? {
+        let s = text.trimmingSpaces
+        let (num, unit) = splitNumber(s)
+        guard let value = Double(num), value >= 0, value.isFinite else { return nil }
+        let factor: Double
+        switch unit.lowercased() {
+        case "ms": factor = 1
+        case "", "s": factor = 1000
+        case "m", "min": factor = 60_000
+        case "h": factor = 3_600_000
+        default: return nil
+        }
+        let ms = value * factor
+        guard ms <= Double(Int32.max) else { return nil }
+        return Int(ms.rounded())
+    }
+
+    /// A size in bytes. Binary (KiB, MiB, GiB) and decimal (KB, MB, GB) units; `k`/`m`/`g` are binary.
+    public static func size(_ text: String) -> Int? {
+        let s = text.trimmingSpaces
+        let (num, unit) = splitNumber(s)
+        guard let value = Double(num), value >= 0, value.isFinite else { return nil }
+        let factor: Double
+        switch unit.lowercased() {
+        case "", "b": factor = 1
+        case "k", "kib": factor = 1024
+        case "m", "mib": factor = 1024 * 1024
+        case "g", "gib": factor = 1024 * 1024 * 1024
+        case "kb": factor = 1000
+        case "mb": factor = 1_000_000
+        case "gb": factor = 1_000_000_000
+        default: return nil
+        }
+        let bytes = value * factor
+        guard bytes <= Double(Int.max / 2) else { return nil }
+        return Int(bytes.rounded())
+    }
+
+    /// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
+    public static func listen(_ text: String) -> ListenAddress? {
+        let s = text.trimmingSpaces
+        guard let (host, port) = hostPort(s), let port else { return nil }
+        return ListenAddress(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+
+    /// `http://host[:port][/base]`. `https` is recognized and refused until TLS exists.
+    public static func upstream(_ text: String) -> Result<UpstreamURL, ConfigValueError> {
+        let s = text.trimmingSpaces
+        guard let schemeEnd = s.firstRange(of: "://") else {
+            return .failure(ConfigValueError("must be a URL like http://127.0.0.1:9000"))
+        }
+        let scheme = s[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" else {
+            return .failure(ConfigValueError("scheme '\(scheme)' is not supported (only http for now)"))
+        }
+        let rest = s[schemeEnd.upperBound...]
+        let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        let auth = String(rest[..<authEnd])
+        var path = String(rest[authEnd...])
+        guard !path.contains("?"), !path.contains("#") else {
+            return .failure(ConfigValueError("must not have a query or fragment"))
+        }
+        while path.hasSuffix("/") { path.removeLast() }
+        guard !auth.contains("@"), let (host, port) = hostPort(auth), !host.isEmpty else {
+            return .failure(ConfigValueError("has no valid host"))
+        }
+        return .success(UpstreamURL(host: host, port: port ?? 80, basePath: path))
+    }
+
+    /// Splits "host:port" / "[v6]:port" / "host"; port nil when absent. Nil when malformed.
+    static func hostPort(_ s: String) -> (String, Int?)? {
+        var host: Substring
+        var portText: Substring?
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            host = s[s.index(after: s.startIndex)..<close]
+            let after = s[s.index(after: close)...]
+            if after.isEmpty {
+                portText = nil
+            } else {
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            }
+        } else if let colon = s.lastIndex(of: ":") {
+            host = s[..<colon]
+            portText = s[s.index(after: colon)...]
+            if host.contains(":") { return nil }
+        } else {
+            host = Substring(s)
+            portText = nil
+        }
+        var port: Int? = nil
+        if let portText {
+            guard let p = Int(portText), p >= 0, p <= 65535 else { return nil }
+            port = p
+        }
+        guard !host.contains(where: { $0 == " " || $0 == "/" }) else { return nil }
+        return (String(host), port)
+    }
+
+    private static func splitNumber(_ s: String) -> (String, String) {
+        let idx = s.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? s.endIndex
+        return (String(s[..<idx]), String(s[idx...]).trimmingSpaces)
+    }
+}
+
+public struct ConfigValueError: Error, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,120 @@
+/// The whole configuration as one value with defaults. Loaded by `EtagConfig` from YAML, environment and flags.
+/// Durations are milliseconds (libuv timers count in ms); sizes are bytes.
+public struct ProxyConfig: Sendable, Equatable {
+    public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080)
+    public var upstream: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 9000)
+    /// Worker threads, each with its own event loop and listener; nil means one per core (`auto`).
+    public var workers: Int? = nil
+    public var accessLog: AccessLogTarget = .stdout
+    public var timeouts = Timeouts()
+    public var limits = Limits()
+    public var upstreamPool = UpstreamPool()
+    public var forwarding = Forwarding()
+    public var cache = Cache()
+    public var concurrency = Concurrency()
+
+    public init() {}
+
+    public struct Timeouts: Sendable, Equatable {
+        /// No response head from the upstream within this → 504.
+        public var upstream: Int = 60_000
+        /// Connecting to the upstream takes longer than this → 504.
+        public var connect: Int = 5_000
+        /// The client's request head has not fully arrived within this → 408 and close.
+        public var clientHeader: Int = 10_000
+        /// No request body bytes for this long → 408 and close.
+        public var clientBody: Int = 60_000
+        /// An idle keep-alive client connection is closed after this.
+        public var keepalive: Int = 75_000
+        /// A client that accepts no response bytes for this long is disconnected.
+        public var send: Int = 60_000
+        /// An idle pooled upstream connection is closed after this.
+        public var upstreamIdle: Int = 60_000
+        /// On SIGTERM, in-flight exchanges get this long to finish.
+        public var shutdownGrace: Int = 10_000
+        public init() {}
+    }
+
+    public struct Limits: Sendable, Equatable {
+        /// Largest request head → 431 beyond it.
+        public var maxHeaderSize: Int = 32 * 1024
+        /// Most header fields in a request or response head → 431 / 502 beyond it.
+        public var maxHeaderCount: Int = 100
+        /// Largest request body → 413 beyond it.
+        public var maxBodySize: Int = 16 * 1024 * 1024
+        /// Largest upstream response head → 502 beyond it.
+        public var maxUpstreamHeaderSize: Int = 64 * 1024
+        /// Bytes buffered per direction before the proxy stops reading from the sender.
+        public var bufferSize: Int = 256 * 1024
+        /// Most client connections per worker; more are refused by closing them at once.
+        public var maxConnections: Int = 10_000
+        public init() {}
+    }
+
+    public struct UpstreamPool: Sendable, Equatable {
+        /// Idle keep-alive upstream connections kept per worker.
+        public var keepalive: Int = 64
+        public init() {}
+    }
+
+    public struct Forwarding: Sendable, Equatable {
+        /// Send the client's Host upstream (true) or the upstream's own authority (false, nginx's default).
+        public var preserveHost: Bool = false
+        /// The pseudonym in Via (RFC 9110 §7.6.3).
+        public var via: String = "etag-proxy"
+        public init() {}
+    }
+
+    public struct Cache: Sendable, Equatable {
+        /// How long a stored ETag answers 304 without asking the upstream.
+        public var ttl: Int = 30_000
+        /// Name of the shared-memory region; nil derives it from the listen address.
+        public var name: String? = nil
+        /// Size of the shared-memory region.
+        public var size: Int = 16 * 1024 * 1024
+        public init() {}
+    }
+
+    public struct Concurrency: Sendable, Equatable {
+        /// Turns the If-Match checks on writes on or off.
+        public var enabled: Bool = true
+        /// PUT/PATCH/DELETE without If-Match get 428 (RFC 6585 §3).
+        public var enforceIfMatch: Bool = false
+        public init() {}
+    }
+}
+
+public enum AccessLogTarget: String, Sendable, Equatable {
+    case stdout, stderr, off
+}
+
+/// `HOST:PORT` or `[IPv6]:PORT` to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The upstream origin: `http://HOST[:PORT][/base/path]`.
+public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    public var scheme: String = "http"
+    public var host: String
+    public var port: Int
+    /// A path prefix put before every forwarded target ("" for none).
+    public var basePath: String = ""
+    public init(host: String, port: Int, basePath: String = "") {
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+    }
+    /// The authority sent as Host when the client's Host is not preserved.
+    public var authority: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == 80 ? h : "\(h):\(port)"
+    }
+    public var description: String { "\(scheme)://\(authority)\(basePath)" }
+}

@@ -1,0 +1,57 @@
+/// Character classes of RFC 9110 §5.6.2 (tchar) and §5.5 (field-vchar), as 256-entry tables.
+enum ByteClass {
+    /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+    static let token: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for c in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(c)] = true }
+        for c in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(c)] = true }
+        for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(c)] = true }
+        for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
+        return t
+    }()
+
+    /// Bytes allowed inside a field value: HTAB, SP, VCHAR, obs-text. CR, LF, NUL and other CTLs are not.
+    static let fieldValue: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        t[0x09] = true
+        for c in 0x20...0x7E { t[c] = true }
+        for c in 0x80...0xFF { t[c] = true }
+        return t
+    }()
+
+    /// Bytes allowed in a request-target: visible ASCII and obs-text; no whitespace or CTLs.
+    static let target: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for c in 0x21...0x7E { t[c] = true }
+        for c in 0x80...0xFF { t[c] = true }
+        return t
+    }()
+
+    @inline(__always) static func lower(_ c: UInt8) -> UInt8 {
+        (c >= 0x41 && c <= 0x5A) ? c | 0x20 : c
+    }
+
+    @inline(__always) static func hexValue(_ c: UInt8) -> UInt64? {
+        switch c {
+        case 0x30...0x39: return UInt64(c - 0x30)
+        case 0x41...0x46: return UInt64(c - 0x41 + 10)
+        case 0x61...0x66: return UInt64(c - 0x61 + 10)
+        default: return nil
+        }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Case-insensitive comparison of `range` with a lowercase ASCII name.
+    @inline(__always)
+    func equalsLowercase(_ range: Range<Int>, _ name: StaticString) -> Bool {
+        guard range.count == name.utf8CodeUnitCount else { return false }
+        let p = name.utf8Start
+        var i = 0
+        for j in range {
+            if ByteClass.lower(self[j]) != p[i] { return false }
+            i += 1
+        }
+        return true
+    }
+}

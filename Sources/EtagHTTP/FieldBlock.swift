@@ -1,0 +1,52 @@
+/// One header field as offsets into its `FieldBlock`'s bytes.
+public struct HeaderField: Sendable, Equatable {
+    public var name: Range<Int>
+    public var value: Range<Int>
+}
+
+/// A parsed head: a private copy of its bytes plus the offsets of every field (no per-field allocation).
+public struct FieldBlock: Sendable {
+    public var bytes: [UInt8]
+    public var fields: [HeaderField]
+
+    public init(bytes: [UInt8], fields: [HeaderField]) {
+        self.bytes = bytes
+        self.fields = fields
+    }
+
+    /// Whether field `i`'s name equals the lowercase ASCII `name`, ignoring case.
+    @inlinable
+    public func name(_ i: Int, is name: StaticString) -> Bool {
+        let r = fields[i].name
+        guard r.count == name.utf8CodeUnitCount else { return false }
+        return bytes.withUnsafeBytes { $0.equalsLowercasePublic(r, name) }
+    }
+
+    /// The value range of the first field called `name` (lowercase), if any.
+    public func firstValue(_ name: StaticString) -> Range<Int>? {
+        for i in fields.indices where self.name(i, is: name) { return fields[i].value }
+        return nil
+    }
+
+    /// All values of the fields called `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
+    public func combinedValue(_ name: StaticString) -> String? {
+        var parts: [String] = []
+        for i in fields.indices where self.name(i, is: name) { parts.append(string(fields[i].value)) }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
+
+    public func string(_ r: Range<Int>) -> String {
+        String(decoding: bytes[r], as: UTF8.self)
+    }
+
+    /// Name and value of every field as strings (tests, logs).
+    public var pairs: [(name: String, value: String)] {
+        fields.map { (string($0.name), string($0.value)) }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    public func equalsLowercasePublic(_ range: Range<Int>, _ name: StaticString) -> Bool {
+        equalsLowercase(range, name)
+    }
+}

@@ -1,0 +1,290 @@
+internal import CLibUV
+internal import CEtagShim
+import EtagCore
+import EtagHTTP
+
+/// One client connection and the exchange in flight on it: request head and body in, forwarded to an
+/// upstream connection, response relayed back; pipelined requests are answered in order, one at a time.
+/// Worker thread only. The upstream connection is referenced only while an exchange uses it.
+final class ClientConnection: TCPConnection {
+    enum Phase { case head, body, awaitingResponse }
+    enum TimerPurpose { case header, keepalive, body, send, none }
+
+    var phase = Phase.head
+    private var scanOffset = 0
+    private var timerPurpose = TimerPurpose.none
+    private var bytesSeenForHead = false
+    var peerIP: [UInt8] = []
+    var insideConsume = false
+    var closeWhenDrained = false
+    var peerEnded = false
+
+    // The exchange in flight.
+    var request: RequestHead?
+    var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
+    var bodyDone = true
+    var upstream: UpstreamConnection?
+    /// The upstream request head, kept while a retry on a fresh connection is still possible.
+    var retryHead: [UInt8]? = nil
+    var response: ResponseHead?
+    var responseDecoder = BodyDecoder(response: .none, maxTrailerSize: 0)
+    var clientFraming = ForwardingRules.ClientFraming.none
+    /// The response head, held back to go out in one write with the first body bytes.
+    var pendingHead: [UInt8]? = nil
+    var responseStarted = false
+    var keepAliveAfter = true
+    var exchangeStart: UInt64 = 0
+    var statusSent = 0
+    var bodyBytesSent: UInt64 = 0
+    var upstreamStatus = 0
+    var clientPausedForUpstream = false
+    var upstreamPausedForClient = false
+
+    var settings: ExchangeSettings { worker.settings }
+
+    func start() {
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = etag_tcp_peer_ip(tcp, &buf, 64)
+        peerIP = buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }
+        uv_tcp_nodelay(tcp, 1)
+        arm(.header, settings.timeouts.clientHeader)
+        startReading()
+    }
+
+    func arm(_ purpose: TimerPurpose, _ ms: Int) {
+        timerPurpose = purpose
+        if purpose == .none { stopTimer() } else { startTimer(ms) }
+    }
+
+    // MARK: input
+
+    override func consume(_ buf: UnsafeRawBufferPointer) -> Int {
+        insideConsume = true
+        defer { insideConsume = false }
+        var off = 0
+        while !isClosing {
+            switch phase {
+            case .head:
+                if off >= buf.count { return off }
+                if timerPurpose == .keepalive { arm(.header, settings.timeouts.clientHeader) }
+                bytesSeenForHead = true
+                let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
+                do {
+                    switch try RequestParser.parse(rest, limits: settings.requestLimits, scanFrom: scanOffset) {
+                    case .incomplete(let scanned):
+                        scanOffset = scanned
+                        return off
+                    case .complete(let head, let used):
+                        scanOffset = 0
+                        off += used
+                        beginExchange(head)
+                    }
+                } catch {
+                    rejectRequest(error)
+                    return buf.count
+                }
+            case .body:
+                if let up = upstream, up.backlog > settings.bufferSize {
+                    clientPausedForUpstream = true
+                    stopReading()
+                    return off
+                }
+                if off >= buf.count, !bodyDecoder.isDone { return off }
+                do {
+                    let (event, next) = try bodyDecoder.next(buf, at: off)
+                    off = next
+                    switch event {
+                    case .data(let r):
+                        if bodyDecoder.bodyBytes > settings.maxBodySize {
+                            fail(413, "request body larger than the limit")
+                            return buf.count
+                        }
+                        forwardBody(UnsafeRawBufferPointer(rebasing: buf[r]))
+                        arm(.body, settings.timeouts.clientBody)
+                    case .needMore:
+                        return off
+                    case .end:
+                        requestBodyComplete()
+                    }
+                } catch {
+                    fail(error.status, error.detail)
+                    return buf.count
+                }
+            case .awaitingResponse:
+                // Pipelined bytes wait here; stop reading when they pile up.
+                if buf.count - off > settings.requestLimits.maxHeadSize { stopReading() }
+                return off
+            }
+        }
+        return buf.count
+    }
+
+    override func didReachEOF() {
+        peerEnded = true
+        switch phase {
+        case .head:
+            // Nothing in flight (a partial head is abandoned).
+            if upstream == nil && response == nil { close() }
+        case .body:
+            abort()
+        case .awaitingResponse:
+            // The client half-closed after its request: answer, then close.
+            keepAliveAfter = false
+        }
+    }
+
+    override func didFail(_ code: Int32) {
+        abort()
+    }
+
+    override func didDrain() {
+        if upstreamPausedForClient, let up = upstream {
+            upstreamPausedForClient = false
+            up.startReading()
+            up.processBuffered()
+        }
+        if timerPurpose == .send { arm(.none, 0) }
+        if closeWhenDrained { shutdownThenClose() }
+    }
+
+    override func timerFired() {
+        switch timerPurpose {
+        case .keepalive, .none:
+            close()
+        case .header:
+            // RFC 9110 §15.5.9: 408 when the request did not arrive in time; silent close if nothing came.
+            if bytesSeenForHead || !input.isEmpty {
+                fail(408, "the request head was not received within the client header timeout")
+            } else {
+                close()
+            }
+        case .body:
+            fail(408, "the request body was not received within the client body timeout")
+        case .send:
+            abort()
+        }
+    }
+
+    override func didClose() {
+        if let up = upstream {
+            upstream = nil
+            up.owner = nil
+            up.close()
+        }
+        worker.clientClosed(self)
+    }
+
+    /// Called when the worker starts a graceful shutdown.
+    func drain() {
+        keepAliveAfter = false
+        if phase == .head && input.isEmpty && upstream == nil && response == nil && queuedBytes == 0 {
+            close()
+        }
+    }
+
+    // MARK: exchange
+
+    private func beginExchange(_ head: RequestHead) {
+        request = head
+        exchangeStart = worker.now
+        keepAliveAfter = head.keepAlive && !worker.draining
+        statusSent = 0
+        bodyBytesSent = 0
+        upstreamStatus = 0
+        response = nil
+        responseStarted = false
+        bytesSeenForHead = false
+        if case .length(let n) = head.framing, n > settings.maxBodySize {
+            // RFC 9110 §15.5.14: 413; the body is not read, so the connection closes.
+            fail(413, "request body of \(n) bytes is larger than the limit of \(settings.maxBodySize)")
+            return
+        }
+        bodyDecoder = BodyDecoder(request: head.framing, maxTrailerSize: settings.requestLimits.maxTrailerSize)
+        bodyDone = bodyDecoder.isDone
+        if head.expectContinue && !bodyDone {
+            // RFC 9110 §10.1.1: the proxy answers the expectation itself and does not forward Expect.
+            write(Self.continueBytes)
+        }
+        phase = bodyDone ? .awaitingResponse : .body
+        arm(bodyDone ? .none : .body, settings.timeouts.clientBody)
+        let upstreamHead = settings.rules.upstreamRequestHead(head, clientIP: peerIP)
+        // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
+        retryHead = (head.framing == .none && head.method.isIdempotent) ? upstreamHead : nil
+        sendToUpstream(upstreamHead)
+    }
+
+    static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    func sendToUpstream(_ head: [UInt8]) {
+        let (up, reused) = worker.pool.acquire()
+        upstream = up
+        up.owner = self
+        if reused {
+            up.arm(.response, settings.timeouts.upstream)
+        } else {
+            up.connect()
+        }
+        // A synchronous connect failure has already answered the client.
+        guard upstream === up else { return }
+        head.withUnsafeBytes { up.send($0) }
+    }
+
+    private func forwardBody(_ data: UnsafeRawBufferPointer) {
+        guard let up = upstream, data.count > 0 else { return }
+        if request?.framing == .chunked {
+            let h = ChunkedEncoder.header(data.count)
+            h.withUnsafeBytes { hb in
+                ChunkedEncoder.crlf.withUnsafeBytes { up.send(hb, data, $0) }
+            }
+        } else {
+            up.send(data)
+        }
+        up.arm(.response, settings.timeouts.upstream)
+    }
+
+    private func requestBodyComplete() {
+        bodyDone = true
+        if request?.framing == .chunked, let up = upstream {
+            ChunkedEncoder.last.withUnsafeBytes { up.send($0) }
+        }
+        phase = .awaitingResponse
+        if timerPurpose == .body { arm(.none, 0) }
+    }
+
+    /// The upstream took its backlog: read more request body.
+    func upstreamDrained() {
+        guard clientPausedForUpstream else { return }
+        clientPausedForUpstream = false
+        startReading()
+        processBuffered()
+    }
+
+    /// Ends the exchange: logs it, then either waits for the next request or closes.
+    func endExchange() {
+        worker.accessLog.record(self)
+        request = nil
+        response = nil
+        retryHead = nil
+        pendingHead = nil
+        upstreamPausedForClient = false
+        if !keepAliveAfter || peerEnded || worker.draining {
+            closeAfterWrites()
+            return
+        }
+        phase = .head
+        arm(.keepalive, settings.timeouts.keepalive)
+        if !isReading && !clientPausedForUpstream { startReading() }
+        clientPausedForUpstream = false
+        if !insideConsume { processBuffered() }
+    }
+
+    func closeAfterWrites() {
+        phase = .awaitingResponse  // read nothing more as a request
+        if queuedBytes == 0 {
+            shutdownThenClose()
+        } else {
+            closeWhenDrained = true
+            arm(.send, settings.timeouts.send)
+        }
+    }
+}

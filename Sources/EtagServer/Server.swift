@@ -1,0 +1,92 @@
+internal import CEtagShim
+import EtagCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The proxy: `workers` threads, each with its own loop, SO_REUSEPORT listener and upstream pool.
+///
+/// `start()` binds every listener on the calling thread (so bind errors surface at once and an ephemeral
+/// port is shared by all workers), then starts the threads. `stop()` may be called from any thread.
+public final class Server: @unchecked Sendable {
+    public let config: ProxyConfig
+    private var workers: [Worker] = []
+    private let lock = Mutex()
+    private var stopped = false
+    public private(set) var port: Int = 0
+
+    public init(config: ProxyConfig) {
+        self.config = config
+    }
+
+    /// Number of worker threads `config.workers` resolves to.
+    public var workerCount: Int { config.workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Binds and starts the workers.
+    /// - Throws: `ServerError` when the listen address cannot be bound or the upstream host not resolved.
+    public func start() throws {
+        var upstream = sockaddr_storage()
+        guard etag_resolve_host(config.upstream.host, Int32(config.upstream.port), &upstream) == 0 else {
+            throw ServerError.resolve(config.upstream.host)
+        }
+        var listenAddr = sockaddr_storage()
+        guard etag_parse_ip(config.listen.host, Int32(config.listen.port), &listenAddr) == 0 else {
+            throw ServerError.bind(config.listen.description, "not an IP address")
+        }
+        let settings = ExchangeSettings(config: config)
+        let log = AccessLog(config.accessLog)
+        for i in 0..<workerCount {
+            let w = try Worker(
+                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log)
+            if i == 0 {
+                port = w.boundPort
+                setPort(&listenAddr, port)
+            }
+            workers.append(w)
+        }
+        for w in workers { w.start() }
+    }
+
+    /// Stops accepting on every worker at once; in-flight exchanges get the grace period. Idempotent.
+    public func stop() {
+        lock.locked {
+            guard !stopped else { return }
+            stopped = true
+            for w in workers { w.requestStop() }
+        }
+    }
+
+    /// Blocks until every worker thread has ended.
+    public func wait() {
+        for w in workers { w.join() }
+    }
+
+    private func setPort(_ addr: inout sockaddr_storage, _ port: Int) {
+        let p = in_port_t(UInt16(port).bigEndian)
+        withUnsafeMutablePointer(to: &addr) { ptr in
+            if ptr.pointee.ss_family == sa_family_t(AF_INET) {
+                ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port = p }
+            } else {
+                ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port = p }
+            }
+        }
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGPIPE in the calling thread and the threads it starts later, and waits for
+/// SIGINT or SIGTERM. For `main`, before `Server.start()`.
+public enum Signals {
+    public static func block() { etag_block_signals() }
+    public static func wait() -> Int32 { etag_wait_signal() }
+}
+
+/// A pthread mutex (Foundation-free).
+final class Mutex: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return body()
+    }
+}

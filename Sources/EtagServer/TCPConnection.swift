@@ -1,0 +1,234 @@
+internal import CLibUV
+
+/// A TCP handle with a timer, an input buffer and a write path that tries `uv_try_write` first and queues
+/// only the unwritten tail. Base of client and upstream connections.
+///
+/// Ownership: created on a worker thread and touched only there. `Unmanaged.passRetained(self)` is stored in
+/// both handles' `data`; the retain is released once, when the second of the two close callbacks has run.
+class TCPConnection {
+    unowned let worker: Worker
+    let tcp: UnsafeMutablePointer<uv_tcp_t>
+    let timer: UnsafeMutablePointer<uv_timer_t>
+    var input = InputBuffer()
+    /// Bytes handed to libuv but not yet written.
+    var queuedBytes = 0
+    private(set) var isClosing = false
+    private(set) var isReading = false
+    private var openHandles = 2
+
+    init(worker: Worker) {
+        self.worker = worker
+        tcp = .allocate(capacity: 1)
+        timer = .allocate(capacity: 1)
+        uv_tcp_init(worker.loop, tcp)
+        uv_timer_init(worker.loop, timer)
+        let me = Unmanaged.passRetained(self).toOpaque()
+        tcp.pointee.data = me
+        timer.pointee.data = me
+    }
+
+    var stream: UnsafeMutablePointer<uv_stream_t> { etag_uv_stream(tcp) }
+
+    // MARK: reading
+
+    func startReading() {
+        guard !isReading, !isClosing else { return }
+        if uv_read_start(stream, onAllocCallback, onReadCallback) == 0 { isReading = true }
+    }
+
+    func stopReading() {
+        guard isReading else { return }
+        uv_read_stop(stream)
+        isReading = false
+    }
+
+    /// Where libuv reads into: the worker's shared buffer when nothing is pending here (no copy unless
+    /// leftovers remain), else the tail of this connection's own buffer.
+    final func allocate() -> UnsafeMutableRawBufferPointer {
+        if input.isEmpty || lingering { return worker.readBuffer }
+        return input.reserveTail(16 * 1024)
+    }
+
+    final func didRead(_ base: UnsafeMutableRawPointer, _ n: Int) {
+        if lingering { return }
+        if base == worker.readBuffer.baseAddress {
+            let view = UnsafeRawBufferPointer(start: base, count: n)
+            let used = consume(view)
+            if used < n, !isClosing { input.append(UnsafeRawBufferPointer(rebasing: view[used...])) }
+        } else {
+            input.commit(n)
+            processBuffered()
+        }
+    }
+
+    /// Runs `consume` over the bytes held in this connection's own buffer.
+    final func processBuffered() {
+        guard !input.isEmpty, !isClosing else { return }
+        let used = consume(input.view)
+        if !isClosing { input.consume(used) }
+    }
+
+    /// Handles received bytes; returns how many were used. The rest is kept and offered again later.
+    func consume(_ bytes: UnsafeRawBufferPointer) -> Int { bytes.count }
+    /// The peer closed its side.
+    func didReachEOF() {}
+    /// A read or write failed (reset, broken pipe…).
+    func didFail(_ code: Int32) {}
+    /// Every queued write has completed.
+    func didDrain() {}
+    /// The timer fired.
+    func timerFired() {}
+    /// The handles are closed; last chance to drop references.
+    func didClose() {}
+
+    // MARK: writing
+
+    /// Writes the given buffers in order; what the socket does not take now is copied and queued.
+    final func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+                     _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty) {
+        guard !isClosing else { return }
+        let total = a.count + b.count + c.count + d.count
+        guard total > 0 else { return }
+        var written = 0
+        if queuedBytes == 0 {
+            var bufs = (uvBuf(a), uvBuf(b), uvBuf(c), uvBuf(d))
+            let n = withUnsafeMutablePointer(to: &bufs) { p in
+                p.withMemoryRebound(to: uv_buf_t.self, capacity: 4) { uv_try_write(stream, $0, 4) }
+            }
+            if n == Int32(total) { return }
+            if n < 0 && n != UV_EAGAIN.rawValue {
+                fail(n)
+                return
+            }
+            written = max(Int(n), 0)
+        }
+        let remaining = total - written
+        let req = WriteRequest.make(remaining)
+        var skip = written
+        var at = 0
+        for part in [a, b, c, d] where part.count > 0 {
+            if skip >= part.count {
+                skip -= part.count
+                continue
+            }
+            let piece = UnsafeRawBufferPointer(rebasing: part[skip...])
+            (req.payload + at).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+            at += piece.count
+            skip = 0
+        }
+        queuedBytes += remaining
+        req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        var buf = uv_buf_t(base: req.payload.assumingMemoryBound(to: CChar.self), len: remaining)
+        let rc = uv_write(req.request, stream, &buf, 1, onWriteCallback)
+        if rc != 0 {
+            queuedBytes -= remaining
+            req.free()
+            fail(rc)
+        }
+    }
+
+    final func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    final func writeCompleted(_ size: Int, _ status: Int32) {
+        queuedBytes -= size
+        if isClosing { return }
+        if status < 0 {
+            fail(status)
+        } else if queuedBytes == 0 {
+            didDrain()
+        }
+    }
+
+    private func fail(_ code: Int32) {
+        // Report asynchronously-safe: the subclass decides to close.
+        didFail(code)
+    }
+
+    private func uvBuf(_ p: UnsafeRawBufferPointer) -> uv_buf_t {
+        uv_buf_t(base: UnsafeMutablePointer(mutating: p.baseAddress?.assumingMemoryBound(to: CChar.self)), len: p.count)
+    }
+
+    // MARK: timer
+
+    final func startTimer(_ ms: Int) {
+        guard !isClosing else { return }
+        uv_timer_start(timer, onTimerCallback, UInt64(max(ms, 1)), 0)
+    }
+
+    final func stopTimer() {
+        guard !isClosing else { return }
+        uv_timer_stop(timer)
+    }
+
+    // MARK: closing
+
+    /// Closes both handles (idempotent); queued writes are cancelled.
+    final func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        isReading = false
+        uv_close(etag_uv_handle(tcp), onCloseCallback)
+        uv_close(etag_uv_handle(timer), onCloseCallback)
+    }
+
+    /// Sends a TCP FIN after queued writes (half-close), then closes.
+    final func shutdownThenClose() {
+        guard !isClosing else { return }
+        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        if uv_shutdown(req, stream, onShutdownCallback) != 0 {
+            req.deallocate()
+            close()
+        } else {
+            stopReading()
+            startTimer(2000)  // a peer that never closes its side is closed after 2 s
+            lingering = true
+        }
+    }
+
+    /// After our FIN: reading only to discard what the peer still sends, until it closes.
+    private(set) var lingering = false
+
+    final func resumeLingerRead() {
+        if uv_read_start(stream, onAllocCallback, onReadCallback) == 0 { isReading = true } else { close() }
+    }
+
+    final func handleClosed() {
+        openHandles -= 1
+        guard openHandles == 0 else { return }
+        input.free()
+        didClose()
+        tcp.deallocate()
+        timer.deallocate()
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    static var empty: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+}
+
+/// A `uv_write_t`, the payload length, then the bytes it writes — one allocation.
+struct WriteRequest {
+    let request: UnsafeMutablePointer<uv_write_t>
+    private var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(request) }
+    var payload: UnsafeMutableRawPointer { raw + Self.headerSize }
+    var length: Int { raw.load(fromByteOffset: Self.lengthOffset, as: Int.self) }
+    var pointee: uv_write_t {
+        get { request.pointee }
+        nonmutating set { request.pointee = newValue }
+    }
+
+    static let lengthOffset = (MemoryLayout<uv_write_t>.size + 7) & ~7
+    static let headerSize = (lengthOffset + MemoryLayout<Int>.size + 15) & ~15
+
+    static func make(_ payload: Int) -> WriteRequest {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: headerSize + payload, alignment: 16)
+        raw.storeBytes(of: payload, toByteOffset: lengthOffset, as: Int.self)
+        return WriteRequest(request: raw.bindMemory(to: uv_write_t.self, capacity: 1))
+    }
+
+    func free() { raw.deallocate() }
+}

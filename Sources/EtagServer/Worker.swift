@@ -1,0 +1,194 @@
+internal import CLibUV
+internal import CEtagShim
+import EtagCore
+import EtagHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker: a thread running its own `uv_loop`, with its own SO_REUSEPORT listener, client connections
+/// and upstream pool.
+///
+/// Threads: created and bound on the starting thread (before its thread runs); from then on everything
+/// here is touched only by the worker's thread, except `requestStop()`, which only calls `uv_async_send`.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let config: ProxyConfig
+    let settings: ExchangeSettings
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private let listener: UnsafeMutablePointer<uv_tcp_t>
+    private let stopSignal: UnsafeMutablePointer<uv_async_t>
+    private let graceTimer: UnsafeMutablePointer<uv_timer_t>
+    let upstreamAddress: UnsafeMutablePointer<sockaddr_storage>
+    lazy var pool = UpstreamPool(worker: self)
+    let accessLog: AccessLog
+    private(set) var draining = false
+    private var listening = true
+    private var clients: [ObjectIdentifier: ClientConnection] = [:]
+    private var thread: pthread_t? = nil
+    private var dateSecond = -1
+    private var dateBytes: [UInt8] = []
+
+    /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
+    init(index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
+         upstream: sockaddr_storage, accessLog: AccessLog) throws {
+        self.index = index
+        self.config = config
+        self.settings = settings
+        self.accessLog = accessLog
+        loop = .allocate(capacity: 1)
+        uv_loop_init(loop)
+        readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        listener = .allocate(capacity: 1)
+        stopSignal = .allocate(capacity: 1)
+        graceTimer = .allocate(capacity: 1)
+        upstreamAddress = .allocate(capacity: 1)
+        upstreamAddress.pointee = upstream
+        var addr = listen
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { etag_tcp_bind_reuseport(loop, listener, $0) }
+        }
+        if rc == 0 { uv_tcp_nodelay(listener, 1) }
+        let listenRC = rc == 0 ? uv_listen(etag_uv_stream(listener), 1024, onConnectionCallback) : rc
+        guard listenRC == 0 else { throw ServerError.bind(config.listen.description, UVError.name(listenRC)) }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        listener.pointee.data = me
+        uv_async_init(loop, stopSignal, onStopSignal)
+        stopSignal.pointee.data = me
+        uv_timer_init(loop, graceTimer)
+        graceTimer.pointee.data = me
+    }
+
+    /// The port the listener is bound to.
+    var boundPort: Int { Int(etag_tcp_local_port(listener)) }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        pthread_create(&t, nil, workerThreadMain, box)
+        thread = t
+    }
+
+    func join() {
+        if let t = thread { pthread_join(t, nil) }
+    }
+
+    /// Asks the worker to drain and stop; safe from any thread.
+    func requestStop() {
+        uv_async_send(stopSignal)
+    }
+
+    func run() {
+        uv_run(loop, UV_RUN_DEFAULT)
+        uv_loop_close(loop)
+    }
+
+    // MARK: connections
+
+    func accept() {
+        let client = ClientConnection(worker: self)
+        guard uv_accept(etag_uv_stream(listener), client.stream) == 0 else {
+            client.close()
+            return
+        }
+        if draining || clients.count >= config.limits.maxConnections {
+            client.close()
+            return
+        }
+        clients[ObjectIdentifier(client)] = client
+        client.start()
+    }
+
+    func clientClosed(_ c: ClientConnection) {
+        clients.removeValue(forKey: ObjectIdentifier(c))
+        if draining && clients.isEmpty { finish() }
+    }
+
+    // MARK: shutdown
+
+    /// Stops accepting at once, closes idle connections, lets in-flight exchanges finish within the grace period.
+    func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        closeListener()
+        pool.closeIdle()
+        for c in Array(clients.values) { c.drain() }
+        if clients.isEmpty {
+            finish()
+        } else {
+            uv_timer_start(graceTimer, onGraceTimer, UInt64(max(config.timeouts.shutdownGrace, 1)), 0)
+        }
+    }
+
+    func graceExpired() {
+        for c in Array(clients.values) { c.close() }
+    }
+
+    private func closeListener() {
+        guard listening else { return }
+        listening = false
+        uv_close(etag_uv_handle(listener), nil)
+    }
+
+    private var finished = false
+
+    private func finish() {
+        guard !finished else { return }
+        finished = true
+        pool.closeIdle()
+        uv_close(etag_uv_handle(stopSignal), nil)
+        uv_close(etag_uv_handle(graceTimer), nil)
+    }
+
+    // MARK: per-loop helpers
+
+    /// The current IMF-fixdate, recomputed once per second.
+    var date: [UInt8] {
+        let now = time(nil)
+        if now != dateSecond {
+            dateSecond = now
+            dateBytes = HTTPDate.format(epochSeconds: now)
+        }
+        return dateBytes
+    }
+
+    var now: UInt64 { uv_now(loop) }
+}
+
+func workerThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let w = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+    w.run()
+    return nil
+}
+
+private func onConnectionCallback(_ server: UnsafeMutablePointer<uv_stream_t>?, _ status: Int32) {
+    guard status == 0 else { return }
+    Unmanaged<Worker>.fromOpaque(server!.pointee.data).takeUnretainedValue().accept()
+}
+
+private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
+    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().beginDrain()
+}
+
+private func onGraceTimer(_ h: UnsafeMutablePointer<uv_timer_t>?) {
+    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().graceExpired()
+}
+
+public enum ServerError: Error, CustomStringConvertible {
+    case bind(String, String)
+    case resolve(String)
+
+    public var description: String {
+        switch self {
+        case .bind(let a, let e): return "cannot listen on \(a): \(e)"
+        case .resolve(let h): return "cannot resolve upstream host \(h)"
+        }
+    }
+}
+
+enum UVError {
+    static func name(_ code: Int32) -> String {
+        String(cString: uv_strerror(code))
+    }
+}
