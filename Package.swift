@@ -32,7 +32,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore"], path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),

@@ -47,6 +47,8 @@ final class UpstreamConnection: TCPConnection {
             let bytes = pendingUntilConnected
             pendingUntilConnected = []
             write(bytes)
+            // Fully written at once: no write callback will report the drain.
+            if queuedBytes == 0 && !isClosing { didDrain() }
         }
     }
 

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `etag-proxy` executable, next to the test bundle.
+func proxyBinary() throws -> String {
+    if let p = ProcessInfo.processInfo.environment["ETAG_PROXY_BIN"] { return p }
+    let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("etag-proxy").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    throw TestError("etag-proxy binary not found near \(exe); run `swift build` first")
+}
+
+/// A free loopback port (bound and released).
+func freePort() throws -> Int {
+    let (fd, port) = try Sockets.listen()
+    close(fd)
+    return port
+}
+
+/// An etag-proxy process started with a config file; stopped by PID.
+final class ProxyProcess {
+    let process = Process()
+    let port: Int
+    let stderrPipe = Pipe()
+
+    init(yaml: String, port: Int, extraArgs: [String] = []) throws {
+        self.port = port
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("etag-\(UUID().uuidString).yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: try proxyBinary())
+        process.arguments = ["--config", file.path] + extraArgs
+        process.standardError = stderrPipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let fd = try? Sockets.connect(port: port) {
+                close(fd)
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.terminate()
+        throw TestError("etag-proxy did not start")
+    }
+
+    func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+    /// Waits for exit (bounded); returns the exit status.
+    func waitForExit(timeout: Double = 15) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    var stderrText: String { String(decoding: stderrPipe.fileHandleForReading.availableData, as: UTF8.self) }
+}
+
+@Suite("Lifecycle: start-up line, graceful shutdown with a request in flight", .serialized)
+struct ShutdownTests {
+    @Test func sigtermLetsTheInFlightRequestFinishAndExitsZero() throws {
+        let up = try TestUpstream { req in .delay(0.8, TestUpstream.echo(req)) }
+        defer { up.stop() }
+        let port = try freePort()
+        let proxy = try ProxyProcess(
+            yaml: "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 2\naccess_log: off\n"
+                + "timeouts:\n  shutdown_grace: 5s\n", port: port)
+        let c = try RawClient(port: port)
+        defer { c.close() }
+        c.send("GET /inflight HTTP/1.1\r\nHost: a\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.2)
+        proxy.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect((try? Sockets.connect(port: port)) == nil, "no longer accepting")
+        let r = try #require(c.response())
+        #expect(r.status == 200)
+        #expect(r.bodyText.contains("/inflight"))
+        #expect(r.header("Connection") == "close")
+        #expect(proxy.waitForExit() == 0)
+        #expect(proxy.stderrText.contains("listening on 127.0.0.1:\(port)"))
+    }
+
+    @Test func graceExpiryClosesStuckExchanges() throws {
+        let up = try TestUpstream { req in .delay(10, TestUpstream.echo(req)) }
+        defer { up.stop() }
+        let port = try freePort()
+        let proxy = try ProxyProcess(
+            yaml: "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 1\naccess_log: off\n"
+                + "timeouts:\n  shutdown_grace: 300ms\n", port: port)
+        let c = try RawClient(port: port)
+        defer { c.close() }
+        c.send("GET /stuck HTTP/1.1\r\nHost: a\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.2)
+        let start = Date()
+        proxy.signal(SIGINT)
+        #expect(proxy.waitForExit() == 0)
+        #expect(Date().timeIntervalSince(start) < 5)
+    }
+
+    @Test func accessLogLineIsWrittenPerRequest() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let port = try freePort()
+        let proxy = try ProxyProcess(
+            yaml: "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 1\naccess_log: stderr\n",
+            port: port)
+        _ = try runCurl(["http://127.0.0.1:\(port)/logged?x=1"])
+        proxy.signal(SIGTERM)
+        #expect(proxy.waitForExit() == 0)
+        let log = proxy.stderrText
+        #expect(log.contains("\"GET /logged?x=1 HTTP/1.1\" 200"))
+    }
+}

@@ -1,0 +1,90 @@
+import EtagCore
+import EtagServer
+import Foundation
+
+/// An etag-proxy `Server` running in the test process on an ephemeral port, in front of `upstream`.
+public final class ProxyHarness: @unchecked Sendable {
+    public let server: Server
+    public let upstream: TestUpstream
+    public var port: Int { server.port }
+
+    /// - Parameter configure: changes to the test defaults (2 workers, no access log).
+    public init(upstream: TestUpstream, configure: (inout ProxyConfig) -> Void = { _ in }) throws {
+        var c = ProxyConfig()
+        c.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        c.upstream = UpstreamURL(host: "127.0.0.1", port: upstream.port)
+        c.workers = 2
+        c.accessLog = .off
+        c.timeouts.shutdownGrace = 2000
+        configure(&c)
+        self.upstream = upstream
+        server = Server(config: c)
+        try server.start()
+    }
+
+    public func stop() {
+        server.stop()
+        server.wait()
+        upstream.stop()
+    }
+
+    /// A new raw connection to the proxy.
+    public func connect(timeout: Double = 10) throws -> RawClient {
+        try RawClient(port: port, timeout: timeout)
+    }
+
+    /// Sends one request on a new connection and reads the response.
+    public func request(_ raw: String, head: Bool = false) throws -> HTTPMessage {
+        let c = try connect()
+        defer { c.close() }
+        c.send(raw)
+        guard let r = c.reader.readResponse(head: head) else { throw TestError("no response to \(raw.prefix(40))") }
+        return r
+    }
+}
+
+/// A raw-socket HTTP client.
+public final class RawClient {
+    public let fd: Int32
+    public let reader: SocketReader
+
+    public init(port: Int, timeout: Double = 10) throws {
+        fd = try Sockets.connect(port: port, timeout: timeout)
+        reader = SocketReader(fd: fd)
+    }
+
+    public func send(_ s: String) { Sockets.sendAll(fd, Array(s.utf8)) }
+    public func send(_ b: [UInt8]) { Sockets.sendAll(fd, b) }
+
+    public func response(head: Bool = false) -> HTTPMessage? { reader.readResponse(head: head) }
+
+    /// True when the proxy has closed the connection (EOF within the timeout).
+    public func isClosedByPeer() -> Bool {
+        !reader.fill() && reader.closed
+    }
+
+    public func close() { Glibc.close(fd) }
+}
+
+/// Runs curl and returns its exit status, stdout and stderr.
+public func runCurl(_ args: [String], timeout: Double = 20) throws -> (status: Int32, out: String, err: String) {
+    try runProcess("/usr/bin/curl", ["-sS", "--max-time", "\(Int(timeout))"] + args)
+}
+
+public func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil)
+    throws -> (status: Int32, out: String, err: String)
+{
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}

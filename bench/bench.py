@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""etag-proxy benchmark: wrk against etag-proxy and nginx (reverse proxy) in front of one nginx upstream,
+in many short interleaved rounds; prints medians and the median of the per-round ratios.
+
+Everything listens on 127.0.0.1; every process is started here and stopped by PID. See ../shared/BENCHMARKING.md
+for the method. Usage: bench/run [--rounds 8] [--duration 4] [--sizes 1k,64k]
+"""
+import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+CLK = os.sysconf("SC_CLK_TCK")
+SIZES = {"1k": 1024, "64k": 64 * 1024, "1m": 1024 * 1024}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / CLK
+
+
+def wait_port(port, timeout=10):
+    import socket
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def nginx_conf(d, name, body):
+    path = os.path.join(d, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(f"""worker_processes 1;
+master_process off;
+daemon off;
+pid {d}/{name}.pid;
+error_log {d}/{name}.err warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_body_temp_path {d}/{name}-body;
+  proxy_temp_path {d}/{name}-proxy;
+  fastcgi_temp_path {d}/{name}-fcgi;
+  uwsgi_temp_path {d}/{name}-uwsgi;
+  scgi_temp_path {d}/{name}-scgi;
+  {body}
+}}
+""")
+    return path
+
+
+def wrk(port, path, duration, conns):
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return rps, total, p99, (errors.group(0) if errors else "")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--sizes", default="1k,64k")
+    ap.add_argument("--binary", default=".build/release/etag-proxy")
+    a = ap.parse_args()
+
+    d = tempfile.mkdtemp(prefix="etag-bench-")
+    os.chmod(d, 0o755)  # nginx workers may run as an unprivileged user
+    os.makedirs(f"{d}/www")
+    for name, n in SIZES.items():
+        unit = '{"id": 1, "name": "benchmark", "pad": "' 
+        body = (unit + "x" * n)[: n - 3] + '"}\n'
+        with open(f"{d}/www/{name}.json", "w") as f:
+            f.write(body)
+    procs = []
+
+    def start(cmd, port):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{d}/{port}.log", "w"))
+        procs.append(p)
+        wait_port(port)
+        return p
+
+    def stop_all(*_):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(1)))
+    try:
+        up = nginx_conf(d, "upstream", f"""server {{ listen 127.0.0.1:18081; etag off; root {d}/www;
+          location / {{ default_type application/json; }} }}""")
+        px = nginx_conf(d, "proxy", """upstream api { server 127.0.0.1:18081; keepalive 256; }
+          server { listen 127.0.0.1:18082;
+            location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; } }""")
+        start(["nginx", "-c", up, "-e", f"{d}/upstream.err"], 18081)
+        nginx = start(["nginx", "-c", px, "-e", f"{d}/proxy.err"], 18082)
+        with open(f"{d}/etag.yaml", "w") as f:
+            f.write("listen: 127.0.0.1:18083\nupstream: http://127.0.0.1:18081\nworkers: 1\naccess_log: off\n"
+                    "upstream_pool:\n  keepalive: 256\n")
+        etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
+        targets = {"nginx": (18082, nginx.pid), "etag-proxy": (18083, etag.pid), "direct": (18081, None)}
+        sizes = a.sizes.split(",")
+        res = {(s, t): [] for s in sizes for t in targets}
+        order = list(targets)
+        for r in range(a.rounds):
+            for s in sizes:
+                for t in order:
+                    port, pid = targets[t]
+                    c0 = cpu_seconds(pid) if pid else 0
+                    rps, total, p99, err = wrk(port, f"/{s}.json", a.duration, a.connections)
+                    cpu = (cpu_seconds(pid) - c0) / total * 1e6 if pid else 0
+                    res[(s, t)].append((rps, p99, cpu))
+                    print(f"round {r+1} {s:>4} {t:<11} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
+                          f"cpu {cpu:6.1f} us/req {err}", file=sys.stderr, flush=True)
+            order = order[1:] + order[:1]
+        print("\n| size | target | req/s (median) | p99 ms | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx |")
+        print("|---|---|---|---|---|---|---|")
+        for s in sizes:
+            for t in targets:
+                rows = res[(s, t)]
+                rps = statistics.median(x[0] for x in rows)
+                p99 = statistics.median(x[1] for x in rows)
+                cpu = statistics.median(x[2] for x in rows)
+                ratio = cpu_ratio = ""
+                if t == "etag-proxy":
+                    ratio = "%.2f" % statistics.median(e[0] / n[0] for e, n in zip(rows, res[(s, "nginx")]))
+                    cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, res[(s, "nginx")]))
+                print(f"| {s} | {t} | {rps:.0f} | {p99:.2f} | {cpu:.1f} | {ratio} | {cpu_ratio} |" if t != "direct"
+                      else f"| {s} | direct upstream | {rps:.0f} | {p99:.2f} | — | | |")
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    main()
