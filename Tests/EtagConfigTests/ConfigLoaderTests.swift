@@ -96,4 +96,13 @@ struct ConfigLoaderTests {
         #expect(ConfigKeys.all.first { $0.path == "limits.max_body_size" }?.environmentName == "ETAG_PROXY_LIMITS_MAX_BODY_SIZE")
         #expect(Set(ConfigKeys.all.map(\.path)).count == ConfigKeys.all.count)
     }
+
+    @Test func everyKeyIsDocumentedInTheReadmeAndTheShippedFileParses() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        for key in ConfigKeys.all {
+            #expect(readme.contains("| `\(key.path)` |"), "README documents \(key.path)")
+        }
+    }
 }
