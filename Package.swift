@@ -23,8 +23,10 @@ let package = Package(
         .target(name: "EtagCore", dependencies: ["EtagHTTP", "COpenSSL"]),
         // Loading the config from YAML / environment (Foundation and Yams stay here).
         .target(name: "EtagConfig", dependencies: ["EtagCore", .product(name: "Yams", package: "Yams")]),
+        // The shared-memory table of ETags (and, later, write leases) behind a small Swift API.
+        .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShim"]),
         // libuv wiring: workers, listeners, client and upstream connections.
-        .target(name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "CLibUV", "CEtagShim"]),
+        .target(name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim"]),
         .executableTarget(
             name: "etag-proxy",
             dependencies: [
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),
+        .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
         .testTarget(
             name: "ProxyIntegrationTests",
             dependencies: ["EtagServer", "EtagCore", "EtagConfig", "TestSupport"]

@@ -1,0 +1,79 @@
+#ifndef ETAG_SHM_H
+#define ETAG_SHM_H
+// The shared-memory region: layout, atomics and seqlock helpers (Swift cannot import _Atomic fields, and
+// seqlock reads need explicit fences). The table's policy (probing, eviction, freshness) lives in Swift.
+#include <stdint.h>
+#include <stddef.h>
+
+#define ETAG_REGION_MAGIC 0x6574616770727831ULL /* "etagprx1" */
+#define ETAG_REGION_VERSION 1u
+#define ETAG_BUCKET_SLOTS 8u
+#define ETAG_VARY_NAMES 48
+
+/// What one cache slot holds: digests and times, never a header value (only the lowercase names of Vary).
+typedef struct {
+    uint8_t key[20];      // SHA-1 of the cache key
+    uint8_t etag[20];     // SHA-1 of the body: the ETag
+    uint32_t flags;       // ETAG_SLOT_*
+    uint32_t gen;         // URI generation when the response was fetched
+    uint64_t stored_ns;   // CLOCK_MONOTONIC
+    uint64_t expires_ns;
+    char vary[ETAG_VARY_NAMES]; // extra Vary field names, lowercase, comma-separated (ETAG_SLOT_VARY)
+} etag_payload;
+
+#define ETAG_SLOT_USED 1u
+#define ETAG_SLOT_REVALIDATE 2u  // no-cache / private: never answered without asking the upstream
+#define ETAG_SLOT_VARY 4u        // a marker: look up again with the Vary fields' values in the key
+
+typedef struct {
+    uint64_t seq;         // seqlock: even = stable; odd = being written (value = start time ns | 1)
+    uint32_t referenced;  // clock bit for eviction
+    uint32_t pad;
+    etag_payload p;
+} etag_slot;
+
+/// The region header, published last (magic) once the rest is in place.
+typedef struct {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t slot_size;
+    uint64_t region_size;
+    uint32_t slot_count;
+    uint32_t gen_count;
+    uint32_t lease_count;
+    uint32_t pad;
+    uint64_t slots_offset;
+    uint64_t gens_offset;
+    uint64_t leases_offset;
+} etag_region_header;
+
+/// Opens (or creates, mode 0600) the named POSIX shared-memory region of `size` bytes and maps it.
+/// A region whose header does not match this layout and size is unlinked and made anew.
+/// Returns 0 and sets *base, or -errno. *created tells whether this call built the region.
+int etag_region_open(const char *name, uint64_t size, void **base, int *created);
+void etag_region_close(void *base, uint64_t size);
+int etag_region_unlink(const char *name);
+/// Builds a region header in place for `size` bytes (for a region this process created).
+void etag_region_format(void *base, uint64_t size);
+/// Whether the mapped region's header matches this build's layout for `size` bytes.
+int etag_region_valid(const void *base, uint64_t size);
+
+/// CLOCK_MONOTONIC in nanoseconds: system-wide, so comparable across processes.
+uint64_t etag_now_ns(void);
+
+/// Consistent copy of a slot's payload; 0 when a write is in progress or the read raced one.
+int etag_slot_read(const etag_slot *s, etag_payload *out);
+/// Writes a slot's payload under its seqlock; 0 when another writer holds it (and is not stale).
+int etag_slot_write(etag_slot *s, const etag_payload *p, uint64_t stale_after_ns);
+
+static inline uint32_t etag_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void etag_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint32_t etag_add32(uint32_t *p, uint32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
+static inline uint64_t etag_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void etag_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t etag_add64(uint64_t *p, uint64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+static inline int etag_cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+#endif

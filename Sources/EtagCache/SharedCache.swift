@@ -1,0 +1,205 @@
+internal import CEtagShim
+import EtagCore
+
+/// What the shared cache knows of one representation: its ETag and freshness, never its body or a header value.
+public struct CacheEntry: Sendable, Equatable {
+    public var etag: Digest20
+    /// no-cache / private: the entry may validate a 200 but never answers a 304 without the upstream.
+    public var mustRevalidate: Bool
+    /// Extra Vary field names (lowercase, comma-separated) when this is a Vary marker entry.
+    public var varyNames: String?
+    /// The URI generation when the response was fetched.
+    public var generation: UInt32
+    public var storedNs: UInt64
+    public var expiresNs: UInt64
+
+    public init(etag: Digest20, mustRevalidate: Bool = false, varyNames: String? = nil, generation: UInt32,
+                storedNs: UInt64, expiresNs: UInt64) {
+        self.etag = etag
+        self.mustRevalidate = mustRevalidate
+        self.varyNames = varyNames
+        self.generation = generation
+        self.storedNs = storedNs
+        self.expiresNs = expiresNs
+    }
+
+    public func isFresh(now: UInt64) -> Bool { now < expiresNs }
+}
+
+public enum SharedCacheError: Error, CustomStringConvertible {
+    case open(String, Int32)
+    public var description: String {
+        switch self {
+        case .open(let n, let e): return "cannot open the shared-memory cache region \(n): errno \(-e)"
+        }
+    }
+}
+
+/// The shared-memory table: a fixed number of 8-slot buckets of seqlocked slots, plus URI generation counters
+/// used for invalidation. Shared by every worker thread and every process that opens the same name.
+///
+/// Readers never block (a slot being written reads as a miss); writers take one slot's seqlock by
+/// compare-and-swap and never hold it across anything but a 112-byte copy; a writer that died mid-copy is
+/// taken over after a second. No global lock. Safe to call from any thread.
+public final class SharedCache: @unchecked Sendable {
+    public let name: String
+    public let size: Int
+    /// Whether this process built the region (false: it found one and trusted its header).
+    public let created: Bool
+    private let base: UnsafeMutableRawPointer
+    private let slots: UnsafeMutablePointer<etag_slot>
+    private let gens: UnsafeMutablePointer<UInt32>
+    public let slotCount: Int
+    private let buckets: UInt64
+    private let genCount: UInt64
+    static let staleWriterNs: UInt64 = 1_000_000_000
+
+    /// Opens or creates the region `name` ("/etag-proxy-…") of `size` bytes, mode 0600.
+    public init(name: String, size: Int) throws {
+        var b: UnsafeMutableRawPointer? = nil
+        var created: Int32 = 0
+        let rc = etag_region_open(name, UInt64(size), &b, &created)
+        guard rc == 0, let b else { throw SharedCacheError.open(name, rc) }
+        self.name = name
+        self.size = size
+        self.created = created != 0
+        base = b
+        let h = b.assumingMemoryBound(to: etag_region_header.self).pointee
+        slots = (b + Int(h.slots_offset)).assumingMemoryBound(to: etag_slot.self)
+        gens = (b + Int(h.gens_offset)).assumingMemoryBound(to: UInt32.self)
+        slotCount = Int(h.slot_count)
+        buckets = UInt64(h.slot_count) / UInt64(ETAG_BUCKET_SLOTS)
+        genCount = UInt64(h.gen_count)
+    }
+
+    deinit { etag_region_close(base, UInt64(size)) }
+
+    /// Removes the region's name (processes that have it mapped keep using their mapping).
+    public static func unlink(name: String) { _ = etag_region_unlink(name) }
+
+    /// Monotonic nanoseconds, comparable across processes.
+    public static var now: UInt64 { etag_now_ns() }
+
+    // MARK: generations (invalidation)
+
+    private func genPointer(_ uri: Digest20) -> UnsafeMutablePointer<UInt32> {
+        gens + Int(uri.b % genCount)
+    }
+
+    /// The current generation of a URI (path without query, see `CacheKey`).
+    public func generation(uri: Digest20) -> UInt32 { etag_load32(genPointer(uri)) }
+
+    /// Invalidates every stored variant of a URI for every worker and process (RFC 9111 §4.4).
+    public func invalidate(uri: Digest20) { _ = etag_add32(genPointer(uri), 1) }
+
+    // MARK: entries
+
+    /// The entry stored under `key`, if any (stale ones included; the caller judges freshness).
+    public func lookup(key: Digest20) -> CacheEntry? {
+        let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
+        var p = etag_payload()
+        for i in 0..<Int(ETAG_BUCKET_SLOTS) {
+            let slot = slots + start + i
+            guard etag_slot_read(slot, &p) != 0, p.flags & ETAG_SLOT_USED != 0, Self.keyOf(p) == key else { continue }
+            if slot.pointee.referenced == 0 { withUnsafeMutablePointer(to: &slot.pointee.referenced) { etag_store32($0, 1) } }
+            return Self.entry(p)
+        }
+        return nil
+    }
+
+    /// Stores `entry` under `key`. Returns whether a live entry was evicted, or nil when the slot was busy.
+    @discardableResult
+    public func store(key: Digest20, entry: CacheEntry) -> Bool? {
+        let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
+        let now = Self.now
+        var p = etag_payload()
+        var victim: Int? = nil
+        var evicts = false
+        var firstFree: Int? = nil
+        for i in 0..<Int(ETAG_BUCKET_SLOTS) {
+            let ok = etag_slot_read(slots + start + i, &p) != 0
+            if ok && p.flags & ETAG_SLOT_USED != 0 && Self.keyOf(p) == key {
+                victim = i
+                break
+            }
+            if firstFree == nil && (!ok ? false : (p.flags & ETAG_SLOT_USED == 0 || p.expires_ns <= now)) {
+                firstFree = i
+            }
+        }
+        if victim == nil { victim = firstFree }
+        if victim == nil {
+            // Clock (second chance): the first slot not referenced since the hand last passed.
+            let hand = Int(key.b % UInt64(ETAG_BUCKET_SLOTS))
+            for k in 0..<Int(ETAG_BUCKET_SLOTS) {
+                let i = (hand + k) % Int(ETAG_BUCKET_SLOTS)
+                let ref = withUnsafeMutablePointer(to: &slots[start + i].referenced) { $0 }
+                if etag_load32(ref) == 0 {
+                    victim = i
+                    break
+                }
+                etag_store32(ref, 0)
+            }
+            victim = victim ?? hand
+            evicts = true
+        }
+        var out = Self.payload(key, entry)
+        let slot = slots + start + victim!
+        guard etag_slot_write(slot, &out, Self.staleWriterNs) != 0 else { return nil }
+        withUnsafeMutablePointer(to: &slot.pointee.referenced) { etag_store32($0, 0) }
+        return evicts
+    }
+
+    // MARK: payload conversion
+
+    private static func keyOf(_ p: etag_payload) -> Digest20 {
+        withUnsafeBytes(of: p.key) { Digest20(Array($0)) }
+    }
+
+    private static func entry(_ p: etag_payload) -> CacheEntry {
+        let etag = withUnsafeBytes(of: p.etag) { Digest20(Array($0)) }
+        var vary: String? = nil
+        if p.flags & ETAG_SLOT_VARY != 0 {
+            vary = withUnsafeBytes(of: p.vary) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+        }
+        return CacheEntry(etag: etag, mustRevalidate: p.flags & ETAG_SLOT_REVALIDATE != 0, varyNames: vary,
+                          generation: p.gen, storedNs: p.stored_ns, expiresNs: p.expires_ns)
+    }
+
+    private static func payload(_ key: Digest20, _ e: CacheEntry) -> etag_payload {
+        var p = etag_payload()
+        withUnsafeMutableBytes(of: &p.key) { $0.copyBytes(from: key.bytes) }
+        withUnsafeMutableBytes(of: &p.etag) { $0.copyBytes(from: e.etag.bytes) }
+        var flags = ETAG_SLOT_USED
+        if e.mustRevalidate { flags |= ETAG_SLOT_REVALIDATE }
+        if let v = e.varyNames {
+            flags |= ETAG_SLOT_VARY
+            let bytes = Array(v.utf8.prefix(Int(ETAG_VARY_NAMES) - 1))
+            withUnsafeMutableBytes(of: &p.vary) { $0.copyBytes(from: bytes) }
+        }
+        p.flags = flags
+        p.gen = e.generation
+        p.stored_ns = e.storedNs
+        p.expires_ns = e.expiresNs
+        return p
+    }
+}
+
+/// Process-local counters for the metrics endpoint to come; updated with relaxed atomics from every worker.
+public final class CacheCounters: @unchecked Sendable {
+    public enum Counter: Int, CaseIterable, Sendable {
+        case notModifiedFromCache, notModifiedAfterUpstream, hashed200, stored, evicted, invalidated
+    }
+    private let words: UnsafeMutablePointer<UInt64>
+
+    public init() {
+        words = .allocate(capacity: Counter.allCases.count)
+        words.initialize(repeating: 0, count: Counter.allCases.count)
+    }
+
+    deinit { words.deallocate() }
+
+    public func add(_ c: Counter, _ n: UInt64 = 1) { _ = etag_add64(words + c.rawValue, n) }
+    public func value(_ c: Counter) -> UInt64 { etag_load64(words + c.rawValue) }
+}
