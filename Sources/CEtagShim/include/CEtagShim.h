@@ -1,0 +1,6 @@
+#ifndef CETAGSHIM_H
+#define CETAGSHIM_H
+// Umbrella header: everything the Swift modules import from the C shim.
+#include "etag_shim.h"
+#include "etag_shm.h"
+#endif
