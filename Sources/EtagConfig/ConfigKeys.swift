@@ -7,6 +7,9 @@ public struct ConfigKey: Sendable {
     public let defaultText: String
     let apply: @Sendable (inout ProxyConfig, String) -> String?
 
+    /// Whether a YAML list is accepted (joined with commas).
+    public var acceptsList: Bool { path == "cache.key_headers" }
+
     /// `ETAG_PROXY_` + the path upper-cased, dots as underscores.
     public var environmentName: String {
         "ETAG_PROXY_" + path.uppercased().replacingOccurrences(of: ".", with: "_")
@@ -125,6 +128,13 @@ public enum ConfigKeys {
             c.forwarding.via = text
             return nil
         },
+        size("etag.max_body", "8MiB", "Bodies larger than this pass through unchanged, without an ETag.", min: 0) { $0.etag.maxBody = $1 },
+        ConfigKey(path: "etag.upstream", meaning: "An ETag the upstream sends: `replace` it with ours, or `keep` it (and leave its conditionals to the upstream).",
+                  defaultText: "replace") { c, text in
+            guard let m = UpstreamETagMode(rawValue: text.lowercased()) else { return "'\(text)' is not replace or keep" }
+            c.etag.upstream = m
+            return nil
+        },
         positiveDuration("cache.ttl", "30s", "How long a stored ETag answers 304 without asking the upstream.") { $0.cache.ttl = $1 },
         ConfigKey(path: "cache.name", meaning: "Shared-memory region name; processes with the same name share it. Default: derived from listen.",
                   defaultText: "(derived)") { c, text in
@@ -132,7 +142,17 @@ public enum ConfigKeys {
             c.cache.name = text
             return nil
         },
-        size("cache.size", "16MiB", "Size of the shared-memory region.", min: 64 * 1024) { $0.cache.size = $1 },
+        size("cache.size", "16MiB", "Size of the shared-memory region (about 128 bytes per entry).", min: 1024 * 1024) { $0.cache.size = $1 },
+        ConfigKey(path: "cache.key_headers", meaning: "Request fields whose values are part of the cache key (a list), besides those the upstream's Vary names.",
+                  defaultText: "authorization, cookie, accept, accept-encoding, accept-language") { c, text in
+            let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            guard names.allSatisfy({ n in n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) } }) else {
+                return "'\(text)' must be a list of field names"
+            }
+            c.cache.keyHeaders = names
+            return nil
+        },
+        bool("cache.invalidate_parent", "true", "A successful write to /a/b also invalidates /a.") { $0.cache.invalidateParent = $1 },
         bool("concurrency.enabled", "true", "Check If-Match on writes at all.") { $0.concurrency.enabled = $1 },
         bool("concurrency.enforce_if_match", "false", "PUT/PATCH/DELETE without If-Match get 428.") { $0.concurrency.enforceIfMatch = $1 },
     ]

@@ -70,6 +70,12 @@ public enum ConfigLoader {
                 if let problem = key.apply(&config, scalar.string) {
                     throw ConfigError(source: source, line: v.mark?.line ?? k.mark?.line, key: path, message: problem)
                 }
+            case .sequence(let seq) where ConfigKeys.all.contains(where: { $0.path == path && $0.acceptsList }):
+                let key = ConfigKeys.all.first { $0.path == path }!
+                let items = seq.map { $0.string ?? "" }
+                if let problem = key.apply(&config, items.joined(separator: ",")) {
+                    throw ConfigError(source: source, line: v.mark?.line ?? k.mark?.line, key: path, message: problem)
+                }
             default:
                 throw ConfigError(source: source, line: k.mark?.line, key: path, message: "must be a single value")
             }

@@ -10,10 +10,19 @@ public struct ProxyConfig: Sendable, Equatable {
     public var limits = Limits()
     public var upstreamPool = UpstreamPool()
     public var forwarding = Forwarding()
+    public var etag = ETag()
     public var cache = Cache()
     public var concurrency = Concurrency()
 
     public init() {}
+
+    public struct ETag: Sendable, Equatable {
+        /// Bodies larger than this stream through unchanged and without an ETag (never buffered beyond it).
+        public var maxBody: Int = 8 * 1024 * 1024
+        /// What happens to an ETag the upstream sends itself.
+        public var upstream: UpstreamETagMode = .replace
+        public init() {}
+    }
 
     public struct Timeouts: Sendable, Equatable {
         /// No response head from the upstream within this → 504.
@@ -72,6 +81,10 @@ public struct ProxyConfig: Sendable, Equatable {
         public var name: String? = nil
         /// Size of the shared-memory region.
         public var size: Int = 16 * 1024 * 1024
+        /// Request fields whose values select the representation and so are part of the cache key.
+        public var keyHeaders: [String] = ["authorization", "cookie", "accept", "accept-encoding", "accept-language"]
+        /// A successful write to `/a/b` also invalidates `/a`.
+        public var invalidateParent: Bool = true
         public init() {}
     }
 
@@ -82,6 +95,13 @@ public struct ProxyConfig: Sendable, Equatable {
         public var enforceIfMatch: Bool = false
         public init() {}
     }
+}
+
+public enum UpstreamETagMode: String, Sendable, Equatable {
+    /// The proxy's own SHA-1 tag replaces the upstream's.
+    case replace
+    /// An upstream ETag is passed through (and its conditional requests left to the upstream).
+    case keep
 }
 
 public enum AccessLogTarget: String, Sendable, Equatable {

@@ -1,0 +1,135 @@
+import EtagCore
+import Foundation
+import Testing
+@testable import EtagCache
+
+@Suite("Shared-memory table: store, lookup, eviction, invalidation, region rebuild")
+struct SharedCacheTests {
+    static func uniqueName() -> String { "/etag-proxy-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+
+    func digest(_ s: String) -> Digest20 { SHA1Hasher().hash(Array(s.utf8)) }
+
+    @Test func storeThenLookupInAnotherMapping() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let a = try SharedCache(name: name, size: 1 << 20)
+        #expect(a.created)
+        let now = SharedCache.now
+        let e = CacheEntry(etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000)
+        #expect(a.store(key: digest("k"), entry: e) == false)
+        let b = try SharedCache(name: name, size: 1 << 20)
+        #expect(!b.created, "a second open finds the region")
+        #expect(b.lookup(key: digest("k")) == e)
+        #expect(b.lookup(key: digest("other")) == nil)
+    }
+
+    @Test func overwriteKeepsOneEntryPerKey() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let now = SharedCache.now
+        for i in 0..<20 {
+            c.store(key: digest("k"), entry: CacheEntry(etag: digest("v\(i)"), generation: 0, storedNs: now, expiresNs: now + 1))
+        }
+        #expect(c.lookup(key: digest("k"))?.etag == digest("v19"))
+    }
+
+    @Test func aFullTableEvicts() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let now = SharedCache.now
+        var evictions = 0
+        for i in 0..<(c.slotCount * 2) {
+            let r = c.store(key: digest("key\(i)"), entry: CacheEntry(etag: digest("\(i)"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000))
+            if r == true { evictions += 1 }
+        }
+        #expect(evictions >= c.slotCount / 2)
+        #expect(c.lookup(key: digest("key\(c.slotCount * 2 - 1)")) != nil, "the newest entry is present")
+    }
+
+    @Test func varyMarkersKeepTheirNames() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let e = CacheEntry(etag: digest("x"), mustRevalidate: true, varyNames: "x-tenant,x-region", generation: 3, storedNs: 1, expiresNs: 2)
+        c.store(key: digest("m"), entry: e)
+        #expect(c.lookup(key: digest("m")) == e)
+    }
+
+    @Test func invalidationBumpsTheGenerationForEveryMapping() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let a = try SharedCache(name: name, size: 1 << 20)
+        let b = try SharedCache(name: name, size: 1 << 20)
+        let uri = digest("/persons")
+        let g = a.generation(uri: uri)
+        b.invalidate(uri: uri)
+        #expect(a.generation(uri: uri) == g &+ 1)
+    }
+
+    @Test func aRegionWithAWrongHeaderIsRebuilt() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        // Write garbage into a region of the right size under the name.
+        let fd = shm_open(name, O_RDWR | O_CREAT, 0o600)
+        #expect(fd >= 0)
+        #expect(ftruncate(fd, 1 << 20) == 0)
+        let garbage = [UInt8](repeating: 0xAB, count: 4096)
+        _ = garbage.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let c = try SharedCache(name: name, size: 1 << 20)
+        #expect(c.created, "the untrusted region was made anew")
+        #expect(c.lookup(key: digest("k")) == nil)
+        // A region of another size is rebuilt as well.
+        let d = try SharedCache(name: name, size: 2 << 20)
+        #expect(d.created)
+    }
+
+    @Test func regionIsPrivateToTheUser() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        _ = try SharedCache(name: name, size: 1 << 20)
+        let attrs = try FileManager.default.attributesOfItem(atPath: "/dev/shm" + name)
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test func concurrentWritersAndReadersNeverSeeTornEntries() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let key = digest("hot")
+        let tags = (0..<4).map { digest("tag\($0)") }
+        let stop = DispatchTime.now() + .milliseconds(300)
+        let group = DispatchGroup()
+        let torn = ManagedAtomicFlag()
+        for w in 0..<2 {
+            DispatchQueue.global().async(group: group) {
+                var i = 0
+                while DispatchTime.now() < stop {
+                    // The generation always equals the tag index: a torn read would mix them.
+                    let t = (i + w) % 4
+                    c.store(key: key, entry: CacheEntry(etag: tags[t], generation: UInt32(t), storedNs: UInt64(t), expiresNs: UInt64(t)))
+                    i += 1
+                }
+            }
+        }
+        DispatchQueue.global().async(group: group) {
+            while DispatchTime.now() < stop {
+                if let e = c.lookup(key: key) {
+                    let t = Int(e.generation)
+                    if t > 3 || e.etag != tags[t] || e.storedNs != UInt64(t) { torn.set() }
+                }
+            }
+        }
+        group.wait()
+        #expect(!torn.isSet)
+    }
+}
+
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}

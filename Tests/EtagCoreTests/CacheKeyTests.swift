@@ -1,0 +1,70 @@
+import EtagHTTP
+import Testing
+@testable import EtagCore
+
+@Suite("Cache keys, parents, same-origin locations, response directives, SHA-1 tags")
+struct CacheKeyTests {
+    let builder = CacheKeyBuilder(origin: "http://127.0.0.1:9000", keyHeaders: ["authorization", "accept-encoding"])
+    let hasher = SHA1Hasher()
+
+    func request(_ s: String) throws -> RequestHead {
+        let raw = Array(s.utf8)
+        return try raw.withUnsafeBytes { b -> RequestHead in
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            return h
+        }
+    }
+
+    @Test func keySeparatesUsersAndEncodingsButNotHeadFromGet() throws {
+        let a = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n\r\n")
+        let b = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer b\r\n\r\n")
+        let head = try request("HEAD /p?q=1 HTTP/1.1\r\nHost: H\r\nauthorization: Bearer a\r\n\r\n")
+        let gz = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nAccept-Encoding: gzip\r\n\r\n")
+        let other = try request("GET /p?q=2 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n\r\n")
+        let ka = builder.keyDigest(a, hasher: hasher)
+        #expect(ka != builder.keyDigest(b, hasher: hasher))
+        #expect(ka == builder.keyDigest(head, hasher: hasher))
+        #expect(ka != builder.keyDigest(gz, hasher: hasher))
+        #expect(ka != builder.keyDigest(other, hasher: hasher))
+        #expect(builder.uriDigest(a, hasher: hasher) == builder.uriDigest(other, hasher: hasher), "the URI digest ignores the query")
+        let otherOrigin = CacheKeyBuilder(origin: "http://127.0.0.1:9001", keyHeaders: ["authorization", "accept-encoding"])
+        #expect(otherOrigin.keyDigest(a, hasher: hasher) != ka, "a changed upstream never reuses entries")
+        #expect(builder.keyDigest(a, vary: [Array("x-tenant".utf8)], hasher: hasher) != ka)
+    }
+
+    @Test func parents() {
+        #expect(CacheKeyBuilder.parent(of: Array("/persons/1".utf8)) == Array("/persons".utf8))
+        #expect(CacheKeyBuilder.parent(of: Array("/persons/1/".utf8)) == Array("/persons".utf8))
+        #expect(CacheKeyBuilder.parent(of: Array("/persons".utf8)) == Array("/".utf8))
+        #expect(CacheKeyBuilder.parent(of: Array("/".utf8)) == nil)
+    }
+
+    @Test func sameOriginLocations() {
+        let host = Array("api.example".utf8)
+        #expect(CacheKeyBuilder.sameOriginPath(Array("/persons/2".utf8), host: host) == Array("/persons/2".utf8))
+        #expect(CacheKeyBuilder.sameOriginPath(Array("http://API.example/p".utf8), host: host) == Array("/p".utf8))
+        #expect(CacheKeyBuilder.sameOriginPath(Array("http://evil.example/p".utf8), host: host) == nil)
+        #expect(CacheKeyBuilder.sameOriginPath(Array("//evil.example/p".utf8), host: host) == nil)
+    }
+
+    @Test func directives() throws {
+        let raw = Array("HTTP/1.1 200 OK\r\nCache-Control: max-age=60, s-maxage=\"10\", private\r\nVary: Accept, X-Tenant\r\n\r\n".utf8)
+        let head = try raw.withUnsafeBytes { b -> ResponseHead in
+            guard case .complete(let h, _) = try ResponseParser.parse(b, requestMethod: .get, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            return h
+        }
+        let d = ResponseCacheDirectives(head.head)
+        #expect(d.maxAge == 10)
+        #expect(d.isPrivate && !d.noStore && !d.noCache)
+        #expect(d.vary == [Array("accept".utf8), Array("x-tenant".utf8)])
+    }
+
+    @Test func sha1TagsAreQuotedLowercaseHex() {
+        // SHA-1("abc") from FIPS 180-2.
+        let d = hasher.hash(Array("abc".utf8))
+        #expect(String(decoding: d.quotedETag, as: UTF8.self) == "\"a9993e364706816aba3e25717850c26c9cd0d89d\"")
+        hasher.update(Array("a".utf8))
+        hasher.update(Array("bc".utf8))
+        #expect(hasher.finish() == d, "streamed updates give the same digest")
+    }
+}

@@ -1,0 +1,69 @@
+import EtagHTTP
+import Testing
+@testable import EtagCore
+
+@Suite("Entity tags and RFC 9110 §13.2.2 precondition evaluation")
+struct PreconditionTests {
+    let current = EntityTag(opaque: Array("abc".utf8))
+
+    @Test func parsingLists() {
+        #expect(EntityTagList.parse("*") == .any)
+        #expect(EntityTagList.parse("\"a\", W/\"b\" ,\"c\"") == .tags([
+            EntityTag(opaque: [97]), EntityTag(opaque: [98], weak: true), EntityTag(opaque: [99]),
+        ]))
+        // Unquoted tags as clients send them.
+        #expect(EntityTagList.parse("42e98b50d35eb07fc6d595d019cc91c7") == .tags([EntityTag(opaque: Array("42e98b50d35eb07fc6d595d019cc91c7".utf8))]))
+        #expect(EntityTagList.parse("W/abc, def") == .tags([EntityTag(opaque: Array("abc".utf8), weak: true), EntityTag(opaque: Array("def".utf8))]))
+        #expect(EntityTagList.parse("") == .tags([]))
+    }
+
+    @Test func comparison() {
+        let weak = EntityTag(opaque: Array("abc".utf8), weak: true)
+        #expect(current.strongMatches(current))
+        #expect(!weak.strongMatches(current))
+        #expect(weak.weakMatches(current))
+        #expect(current.description == "\"abc\"")
+        #expect(weak.description == "W/\"abc\"")
+    }
+
+    /// (method, If-Match, If-None-Match, current exists, expected)
+    static let table: [(HTTPMethod, String?, String?, Bool, PreconditionOutcome)] = [
+        (.get, nil, nil, true, .proceed),
+        (.get, nil, "\"abc\"", true, .notModified),
+        (.get, nil, "W/\"abc\"", true, .notModified),  // weak comparison for If-None-Match
+        (.head, nil, "abc", true, .notModified),  // unquoted accepted
+        (.get, nil, "\"x\", \"abc\"", true, .notModified),
+        (.get, nil, "\"x\"", true, .proceed),
+        (.get, nil, "*", true, .notModified),
+        (.get, nil, "*", false, .proceed),
+        (.put, nil, "*", true, .preconditionFailed),  // create-only PUT when it exists
+        (.put, nil, "*", false, .proceed),
+        (.put, "\"abc\"", nil, true, .proceed),
+        (.put, "W/\"abc\"", nil, true, .preconditionFailed),  // a weak tag never matches If-Match
+        (.put, "\"old\"", nil, true, .preconditionFailed),
+        (.put, "*", nil, true, .proceed),
+        (.put, "*", nil, false, .preconditionFailed),
+        (.delete, "\"old\", \"abc\"", nil, true, .proceed),
+        (.get, "\"old\"", "\"abc\"", true, .preconditionFailed),  // If-Match is evaluated first
+        (.put, "\"abc\"", "\"abc\"", true, .preconditionFailed),
+    ]
+
+    @Test(arguments: 0..<table.count)
+    func evaluationOrder(_ i: Int) {
+        let (method, im, inm, exists, expected) = Self.table[i]
+        let c = Conditions(ifMatch: im.map { EntityTagList.parse($0) }, ifNoneMatch: inm.map { EntityTagList.parse($0) })
+        #expect(evaluatePreconditions(method: method, c, current: exists ? current : nil) == expected, "row \(i)")
+    }
+
+    @Test func conditionsAreReadFromAllFieldLines() throws {
+        let raw = Array("GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nif-none-match: \"b\"\r\nIf-Modified-Since: x\r\n\r\n".utf8)
+        let head = try raw.withUnsafeBytes { b -> RequestHead in
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            return h
+        }
+        let c = Conditions(head.head)
+        #expect(c.ifNoneMatch == .tags([EntityTag(opaque: [97]), EntityTag(opaque: [98])]))
+        #expect(c.hasIfModifiedSince)
+        #expect(c.ifMatch == nil)
+    }
+}
