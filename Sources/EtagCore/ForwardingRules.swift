@@ -71,10 +71,19 @@ public struct ForwardingRules: Sendable {
     /// - Parameters:
     ///   - req: the client's request head.
     ///   - clientIP: the peer address of the client connection.
-    public func upstreamRequestHead(_ req: RequestHead, clientIP: [UInt8]) -> [UInt8] {
+    /// - Parameters:
+    ///   - asGet: send GET instead of the request's method (a HEAD is fetched as GET so its ETag is the GET's).
+    ///   - dropTagConditions: remove If-Match / If-None-Match (the proxy evaluates them against its own tags,
+    ///     which the upstream never issued).
+    ///   - dropDateConditions: remove If-Modified-Since / If-Unmodified-Since (ignored when a tag condition is
+    ///     present, RFC 9110 §13.1.3, §13.1.4).
+    public func upstreamRequestHead(
+        _ req: RequestHead, clientIP: [UInt8], asGet: Bool = false, dropTagConditions: Bool = false,
+        dropDateConditions: Bool = false
+    ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: block.bytes.count + 160)
-        w.append(block.bytes, req.methodRange)
+        if asGet { w.append("GET") } else { w.append(block.bytes, req.methodRange) }
         w.append(" ")
         w.append(bytes: basePath)
         if req.pathRange.isEmpty {
@@ -100,6 +109,9 @@ public struct ForwardingRules: Sendable {
                     continue
                 }
                 if Self.namedBy(req.connectionOptions, b, f.name) { continue }
+                if dropTagConditions || dropDateConditions, Self.isConditional(b, f.name, tags: dropTagConditions, dates: dropDateConditions) {
+                    continue
+                }
                 w.field(from: block, f)
             }
         }
@@ -135,6 +147,16 @@ public struct ForwardingRules: Sendable {
         return w.bytes
     }
 
+    static func isConditional(_ b: UnsafeRawBufferPointer, _ n: Range<Int>, tags: Bool, dates: Bool) -> Bool {
+        switch n.count {
+        case 8: return tags && b.equalsLowercasePublic(n, "if-match")
+        case 13: return tags && b.equalsLowercasePublic(n, "if-none-match")
+        case 17: return dates && b.equalsLowercasePublic(n, "if-modified-since")
+        case 19: return dates && b.equalsLowercasePublic(n, "if-unmodified-since")
+        default: return false
+        }
+    }
+
     /// How the proxy frames a response body for the client.
     public enum ClientFraming: Sendable, Equatable {
         case none
@@ -160,7 +182,7 @@ public struct ForwardingRules: Sendable {
     ///   - passLength: keep the upstream's Content-Length (a HEAD response, where it describes the GET body).
     public func clientResponseHead(
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
-        passLength: Bool = false, extra: [UInt8] = []
+        passLength: Bool = false, dropETag: Bool = false, extra: [UInt8] = []
     ) -> [UInt8] {
         let block = resp.head
         var w = ByteWriter(capacity: block.bytes.count + 128 + extra.count)
@@ -177,6 +199,7 @@ public struct ForwardingRules: Sendable {
                     continue
                 }
                 if Self.namedBy(resp.connectionOptions, b, f.name) { continue }
+                if dropETag, f.name.count == 4, b.equalsLowercasePublic(f.name, "etag") { continue }
                 if f.name.count == 4, b.equalsLowercasePublic(f.name, "date") { sawDate = true }
                 w.field(from: block, f)
             }
@@ -207,5 +230,69 @@ public struct ForwardingRules: Sendable {
         }
         w.append("\r\n")
         return w.bytes
+    }
+
+    /// The fields of a 200 that its 304 repeats besides ETag and Date (RFC 9110 §15.4.5): Cache-Control,
+    /// Content-Location, Expires, Vary — as field lines.
+    public static func notModifiedFields(_ resp: ResponseHead) -> [UInt8] {
+        let block = resp.head
+        var w = ByteWriter(capacity: 128)
+        block.bytes.withUnsafeBytes { b in
+            for f in block.fields {
+                let n = f.name
+                let keep: Bool
+                switch n.count {
+                case 4: keep = b.equalsLowercasePublic(n, "vary")
+                case 7: keep = b.equalsLowercasePublic(n, "expires")
+                case 13: keep = b.equalsLowercasePublic(n, "cache-control")
+                case 16: keep = b.equalsLowercasePublic(n, "content-location")
+                default: keep = false
+                }
+                if keep { w.field(from: block, f) }
+            }
+        }
+        return w.bytes
+    }
+
+    /// A 304 Not Modified head: ETag, Date, the 200's validator-related fields, Via, and `extra` lines.
+    public func notModifiedHead(
+        etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
+    ) -> [UInt8] {
+        var w = ByteWriter(capacity: 256 + fields.count)
+        w.append("HTTP/1.1 304 Not Modified\r\nETag: ")
+        w.append(bytes: etag)
+        w.append("\r\nDate: ")
+        w.append(bytes: date)
+        w.append("\r\n")
+        w.append(bytes: fields)
+        w.append("Via: ")
+        w.append(bytes: via)
+        w.append("\r\n")
+        w.append(bytes: extra)
+        if !keepAlive {
+            w.append("Connection: close\r\n")
+        } else if !clientIsHTTP11 {
+            w.append("Connection: keep-alive\r\n")
+        }
+        w.append("\r\n")
+        return w.bytes
+    }
+
+    /// The value of the upstream's own ETag field, if it sent one.
+    public static func upstreamETag(_ resp: ResponseHead) -> [UInt8]? {
+        resp.head.firstValue("etag").map { Array(resp.head.bytes[$0]) }
+    }
+
+    /// Location and Content-Location values (for invalidation, RFC 9111 §4.4).
+    public static func locations(_ resp: ResponseHead) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        resp.head.bytes.withUnsafeBytes { b in
+            for f in resp.head.fields
+            where (f.name.count == 8 && b.equalsLowercasePublic(f.name, "location"))
+                || (f.name.count == 16 && b.equalsLowercasePublic(f.name, "content-location")) {
+                out.append(Array(resp.head.bytes[f.value]))
+            }
+        }
+        return out
     }
 }

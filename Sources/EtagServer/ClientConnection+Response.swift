@@ -140,7 +140,7 @@ extension ClientConnection {
         upstream = nil
         up.owner = nil
         up.close()
-        fail(502, "the upstream closed the connection without a response")
+        fail(502, "the upstream closed the connection without a response", keepAlive: true)
     }
 
     /// A pooled connection that turns out closed is retried once on a new one, for idempotent requests
@@ -158,7 +158,7 @@ extension ClientConnection {
     func upstreamUnreachable(_ up: UpstreamConnection, _ code: Int32) {
         guard upstream === up else { return }
         upstream = nil
-        fail(502, "the upstream is unreachable: \(UVError.name(code))")
+        fail(502, "the upstream is unreachable: \(UVError.name(code))", keepAlive: true)
     }
 
     func upstreamTimedOut(_ up: UpstreamConnection, connecting: Bool) {
@@ -169,9 +169,9 @@ extension ClientConnection {
         if response != nil {
             abort()
         } else if connecting {
-            fail(504, "connecting to the upstream timed out")
+            fail(504, "connecting to the upstream timed out", keepAlive: true)
         } else {
-            fail(504, "the upstream did not answer within the upstream timeout")
+            fail(504, "the upstream did not answer within the upstream timeout", keepAlive: true)
         }
     }
 
@@ -183,7 +183,7 @@ extension ClientConnection {
             abort()
         } else {
             pendingHead = nil
-            fail(502, "invalid response from the upstream: \(detail)")
+            fail(502, "invalid response from the upstream: \(detail)", keepAlive: true)
         }
     }
 
@@ -197,7 +197,9 @@ extension ClientConnection {
 
     /// Answers the exchange with a problem+json error and closes the connection afterwards. When part of the
     /// response has already gone out, the connection is closed instead (never a silently truncated response).
-    func fail(_ status: Int, _ detail: String) {
+    /// - Parameter keepAlive: keep the connection for the next request (an upstream failure after the whole
+    ///   request was read); malformed or unread input always closes it.
+    func fail(_ status: Int, _ detail: String, keepAlive: Bool = false) {
         if let up = upstream {
             upstream = nil
             up.owner = nil
@@ -209,9 +211,9 @@ extension ClientConnection {
         }
         pendingHead = nil
         statusSent = status
-        keepAliveAfter = false
+        keepAliveAfter = keepAliveAfter && keepAlive && bodyDone && request != nil
         let problem = Problem(status: status, detail: detail)
-        write(problem.response(close: true, date: worker.date, headOnly: request?.method == .head))
+        write(problem.response(close: !keepAliveAfter, date: worker.date, headOnly: request?.method == .head))
         bodyBytesSent = 0
         endExchange()
     }
