@@ -179,10 +179,9 @@ public struct ForwardingRules: Sendable {
     /// Date added when missing (RFC 9110 §6.6.1), Via appended.
     /// - Parameters:
     ///   - keepAlive: whether the client connection stays open afterwards.
-    ///   - passLength: keep the upstream's Content-Length (a HEAD response, where it describes the GET body).
     public func clientResponseHead(
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
-        passLength: Bool = false, dropETag: Bool = false, extra: [UInt8] = []
+        dropETag: Bool = false, extra: [UInt8] = []
     ) -> [UInt8] {
         let block = resp.head
         var w = ByteWriter(capacity: block.bytes.count + 128 + extra.count)
@@ -192,12 +191,7 @@ public struct ForwardingRules: Sendable {
         var sawDate = false
         block.bytes.withUnsafeBytes { b in
             for f in block.fields {
-                if Self.droppedFromResponse(b, f.name) {
-                    if passLength, f.name.count == 14, b.equalsLowercasePublic(f.name, "content-length") {
-                        w.field(from: block, f)
-                    }
-                    continue
-                }
+                if Self.droppedFromResponse(b, f.name) { continue }
                 if Self.namedBy(resp.connectionOptions, b, f.name) { continue }
                 if dropETag, f.name.count == 4, b.equalsLowercasePublic(f.name, "etag") { continue }
                 if f.name.count == 4, b.equalsLowercasePublic(f.name, "date") { sawDate = true }

@@ -10,9 +10,7 @@ extension ClientConnection {
             while true {
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
-                    switch try ResponseParser.parse(
-                        rest, requestMethod: request?.method ?? .get, limits: settings.responseLimits)
-                    {
+                    switch try ResponseParser.parse(rest, requestMethod: upstreamMethod, limits: settings.responseLimits) {
                     case .incomplete:
                         return off
                     case .complete(let head, let used):
@@ -43,13 +41,23 @@ extension ClientConnection {
                 off = next
                 switch event {
                 case .data(let r):
-                    sendBody(UnsafeRawBufferPointer(rebasing: buf[r]))
+                    let data = UnsafeRawBufferPointer(rebasing: buf[r])
+                    if let h = hashing {
+                        h.append(data)
+                        if h.body.count > settings.maxHashedBody { hashingOverflowed(up) }
+                    } else {
+                        sendBody(data)
+                    }
                 case .needMore:
                     flushHead()
                     up.arm(.response, settings.timeouts.upstream)
                     return off
                 case .end:
-                    finishResponse(up, leftover: buf.count - off)
+                    if hashing != nil {
+                        finishHashed(up, leftover: buf.count - off)
+                    } else {
+                        finishResponse(up, leftover: buf.count - off)
+                    }
                     return buf.count
                 }
             } catch {
@@ -65,16 +73,115 @@ extension ClientConnection {
         response = head
         upstreamStatus = head.status
         statusSent = head.status
-        let isHead = request?.method == .head
-        responseDecoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
-        clientFraming = ForwardingRules.clientFraming(for: head, clientIsHTTP11: request?.isHTTP11 ?? true)
-        if clientFraming == .untilClose || !bodyDone { keepAliveAfter = false }
-        if worker.draining { keepAliveAfter = false }
-        pendingHead = settings.rules.clientResponseHead(
-            head, framing: clientFraming, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true,
-            date: worker.date, passLength: isHead)
         responseStarted = true
         up.arm(.response, settings.timeouts.upstream)
+        responseDecoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
+        if !bodyDone || worker.draining { keepAliveAfter = false }
+        guard let req = request else { return }
+        if !req.method.isSafe && head.status >= 200 && head.status < 400 { invalidateAfterWrite(head) }
+
+        // ETags go on 200s to GET/HEAD and on 200/201 with a body to writes (never on errors, 204 or 1xx).
+        let upstreamTag = ForwardingRules.upstreamETag(head)
+        let keepTheirs = settings.etagMode == .keep && upstreamTag != nil
+        let tagged = read != nil ? head.status == 200 : ((head.status == 200 || head.status == 201) && head.framing != .none)
+        var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true))
+        if case .length(let n) = head.framing, n > UInt64(settings.maxHashedBody) {
+            bufferIt = false  // too large to hold: streamed unchanged, without an ETag
+        }
+        if bufferIt {
+            var capacity = 16 * 1024
+            if case .length(let n) = head.framing { capacity = Int(n) }
+            hashing = BodyHashing(hasher: worker.takeHasher(), capacity: capacity, upstreamTag: keepTheirs ? upstreamTag : nil)
+        } else {
+            streamHead(head)
+        }
+    }
+
+    /// Prepares the head of a response whose body is relayed as it arrives (no ETag of ours).
+    private func streamHead(_ head: ResponseHead) {
+        let isHeadRequest = request?.method == .head
+        let http11 = request?.isHTTP11 ?? true
+        clientFraming = ForwardingRules.clientFraming(for: head, clientIsHTTP11: http11)
+        if clientFraming == .untilClose { keepAliveAfter = false }
+        pendingHead = settings.rules.clientResponseHead(
+            head, framing: clientFraming, keepAlive: keepAliveAfter, clientIsHTTP11: http11, date: worker.date,
+            dropETag: settings.etagMode == .replace,
+            extra: cacheStatusLine(status: head.status, stored: false))
+        if isHeadRequest, let up = upstream, head.framing != .none {
+            // A HEAD fetched as GET whose body is not needed: answer now, drop the upstream connection.
+            clientFraming = .none
+            upstream = nil
+            up.owner = nil
+            up.close()
+            flushHead()
+            endExchange()
+        }
+    }
+
+    /// The body grew past `etag.max_body` while being buffered: send it on without an ETag.
+    private func hashingOverflowed(_ up: UpstreamConnection) {
+        guard let h = hashing, let head = response else { return }
+        let held = h.body
+        releaseHashing()
+        streamHead(head)
+        guard upstream === up else { return }
+        held.withUnsafeBytes { sendBody($0) }
+    }
+
+    /// The whole body is here: tag it, store the tag, answer 304 or 200 (RFC 9110 §13.2.2, §15.4.5).
+    private func finishHashed(_ up: UpstreamConnection, leftover: Int) {
+        guard let h = hashing, let head = response else { return }
+        let tag: [UInt8]
+        var stored = false
+        if let theirs = h.upstreamTag {
+            tag = theirs
+        } else {
+            let digest = h.hasher.finish()
+            tag = digest.quotedETag
+            worker.counters.add(.hashed200)
+            if read != nil { stored = storeInCache(digest, response: head) }
+        }
+        releaseUpstream(up, leftover: leftover)
+        let http11 = request?.isHTTP11 ?? true
+        let status = cacheStatusLine(status: head.status, stored: stored)
+        var outcome = PreconditionOutcome.proceed
+        if let read, let method = request?.method {
+            let current = EntityTagList.parse(tag)
+            if case .tags(let t) = current, let first = t.first {
+                outcome = evaluatePreconditions(method: method, read.conditions, current: first)
+            }
+        }
+        switch outcome {
+        case .notModified:
+            worker.counters.add(.notModifiedAfterUpstream)
+            statusSent = 304
+            let fields = ForwardingRules.notModifiedFields(head)
+            write(settings.rules.notModifiedHead(
+                etag: tag, date: worker.date, fields: fields, extra: status, keepAlive: keepAliveAfter,
+                clientIsHTTP11: http11))
+        case .preconditionFailed:
+            responseStarted = false
+            releaseHashing()
+            fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
+            return
+        case .proceed:
+            var extra = ByteWriter(capacity: 64 + status.count)
+            if h.upstreamTag == nil {
+                extra.append("ETag: ")
+                extra.append(bytes: tag)
+                extra.append("\r\n")
+            }
+            extra.append(bytes: status)
+            let headBytes = settings.rules.clientResponseHead(
+                head, framing: .length(UInt64(h.body.count)), keepAlive: keepAliveAfter, clientIsHTTP11: http11,
+                date: worker.date, dropETag: h.upstreamTag == nil, extra: extra.bytes)
+            let isHeadRequest = request?.method == .head
+            bodyBytesSent = isHeadRequest ? 0 : UInt64(h.body.count)
+            headBytes.withUnsafeBytes { hb in
+                if isHeadRequest { write(hb) } else { h.body.withUnsafeBytes { write(hb, $0) } }
+            }
+        }
+        endExchange()
     }
 
     private func sendBody(_ data: UnsafeRawBufferPointer) {
@@ -109,8 +216,15 @@ extension ClientConnection {
         } else if !head.isEmpty {
             write(head)
         }
+        releaseUpstream(up, leftover: leftover)
+        endExchange()
+    }
+
+    /// Returns a cleanly finished upstream connection to the pool, or closes it.
+    private func releaseUpstream(_ up: UpstreamConnection, leftover: Int) {
         let reusable = (response?.keepAlive ?? false) && bodyDone && leftover == 0 && !up.isClosing
         upstream = nil
+        upstreamPausedForClient = false
         if reusable {
             up.stopTimer()
             worker.pool.release(up)
@@ -118,8 +232,6 @@ extension ClientConnection {
             up.owner = nil
             up.close()
         }
-        if upstreamPausedForClient { upstreamPausedForClient = false }
-        endExchange()
     }
 
     // MARK: upstream failures
@@ -130,7 +242,12 @@ extension ClientConnection {
         if response != nil {
             // RFC 9112 §6.3 item 8: a close-delimited body ends here; any other body is truncated.
             if error == nil && responseDecoder.finishAtClose() {
-                finishResponse(up, leftover: 0)
+                if hashing != nil { finishHashed(up, leftover: 0) } else { finishResponse(up, leftover: 0) }
+            } else if hashing != nil {
+                upstream = nil
+                up.owner = nil
+                up.close()
+                fail(502, "the upstream closed the connection in the middle of the body", keepAlive: true)
             } else {
                 abort()
             }
@@ -166,7 +283,7 @@ extension ClientConnection {
         upstream = nil
         up.owner = nil
         up.close()
-        if response != nil {
+        if response != nil && hashing == nil {
             abort()
         } else if connecting {
             fail(504, "connecting to the upstream timed out", keepAlive: true)
@@ -179,10 +296,11 @@ extension ClientConnection {
         upstream = nil
         up.owner = nil
         up.close()
-        if responseStarted && pendingHead == nil {
+        if responseStarted && pendingHead == nil && hashing == nil {
             abort()
         } else {
             pendingHead = nil
+            responseStarted = false
             fail(502, "invalid response from the upstream: \(detail)", keepAlive: true)
         }
     }
@@ -200,12 +318,14 @@ extension ClientConnection {
     /// - Parameter keepAlive: keep the connection for the next request (an upstream failure after the whole
     ///   request was read); malformed or unread input always closes it.
     func fail(_ status: Int, _ detail: String, keepAlive: Bool = false) {
+        let nothingSent = hashing != nil || pendingHead != nil || !responseStarted
+        releaseHashing()
         if let up = upstream {
             upstream = nil
             up.owner = nil
             up.close()
         }
-        if responseStarted && pendingHead == nil {
+        if !nothingSent {
             abort()
             return
         }

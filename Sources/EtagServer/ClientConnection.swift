@@ -39,6 +39,12 @@ final class ClientConnection: TCPConnection {
     var upstreamStatus = 0
     var clientPausedForUpstream = false
     var upstreamPausedForClient = false
+    /// Cache state of a GET/HEAD exchange; nil for other methods.
+    var read: ReadState?
+    /// The response body being buffered for its ETag, when it is.
+    var hashing: BodyHashing?
+    /// The method sent upstream (a HEAD is fetched as GET).
+    var upstreamMethod = HTTPMethod.get
 
     var settings: ExchangeSettings { worker.settings }
 
@@ -207,7 +213,14 @@ final class ClientConnection: TCPConnection {
         }
         phase = bodyDone ? .awaitingResponse : .body
         arm(bodyDone ? .none : .body, settings.timeouts.clientBody)
-        let upstreamHead = settings.rules.upstreamRequestHead(head, clientIP: peerIP)
+        read = nil
+        let isRead = head.method == .get || head.method == .head
+        if isRead && answerFromCache(head) { return }
+        upstreamMethod = isRead ? .get : head.method
+        let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false
+        let upstreamHead = settings.rules.upstreamRequestHead(
+            head, clientIP: peerIP, asGet: head.method == .head, dropTagConditions: isRead,
+            dropDateConditions: tagConditions)
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
         retryHead = (head.framing == .none && head.method.isIdempotent) ? upstreamHead : nil
         sendToUpstream(upstreamHead)
@@ -262,6 +275,8 @@ final class ClientConnection: TCPConnection {
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
         worker.accessLog.record(self)
+        releaseHashing()
+        read = nil
         request = nil
         response = nil
         retryHead = nil

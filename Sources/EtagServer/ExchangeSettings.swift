@@ -10,6 +10,12 @@ struct ExchangeSettings: Sendable {
     let bufferSize: Int
     let timeouts: ProxyConfig.Timeouts
     let keepaliveIdle: Int
+    let cacheTTLms: Int
+    let maxHashedBody: Int
+    let etagMode: UpstreamETagMode
+    let invalidateParent: Bool
+    let keyBuilder: CacheKeyBuilder
+    let keyHeaders: [[UInt8]]
 
     init(config: ProxyConfig) {
         rules = ForwardingRules(config: config)
@@ -23,5 +29,11 @@ struct ExchangeSettings: Sendable {
         bufferSize = config.limits.bufferSize
         timeouts = config.timeouts
         keepaliveIdle = config.upstreamPool.keepalive
+        cacheTTLms = config.cache.ttl
+        maxHashedBody = config.etag.maxBody
+        etagMode = config.etag.upstream
+        invalidateParent = config.cache.invalidateParent
+        keyBuilder = CacheKeyBuilder(origin: config.upstream.description, keyHeaders: config.cache.keyHeaders)
+        keyHeaders = config.cache.keyHeaders.map { Array($0.utf8) }
     }
 }

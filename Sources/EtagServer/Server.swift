@@ -1,4 +1,5 @@
 internal import CEtagShim
+import EtagCache
 import EtagCore
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,9 @@ public final class Server: @unchecked Sendable {
     private let lock = Mutex()
     private var stopped = false
     public private(set) var port: Int = 0
+    /// Counters of the cache decisions of this process.
+    public let counters = CacheCounters()
+    public private(set) var cache: SharedCache?
 
     public init(config: ProxyConfig) {
         self.config = config
@@ -37,14 +41,27 @@ public final class Server: @unchecked Sendable {
         let log = AccessLog(config.accessLog)
         for i in 0..<workerCount {
             let w = try Worker(
-                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log)
+                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log,
+                counters: counters)
             if i == 0 {
                 port = w.boundPort
                 setPort(&listenAddr, port)
             }
             workers.append(w)
         }
+        // Named after binding, so a name derived from an ephemeral port uses the real one.
+        let region = try SharedCache(name: Self.regionName(config, port: port), size: config.cache.size)
+        for w in workers { w.cache = region }
+        cache = region
         for w in workers { w.start() }
+    }
+
+    /// `cache.name`, or one derived from the listen address ("/etag-proxy-127.0.0.1-8080"), so two unrelated
+    /// proxies never share a region while processes listening on the same address do.
+    public static func regionName(_ config: ProxyConfig, port: Int) -> String {
+        if let n = config.cache.name { return n.hasPrefix("/") ? n : "/" + n }
+        let host = config.listen.host.map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "_" }
+        return "/etag-proxy-\(String(host))-\(port)"
     }
 
     /// Stops accepting on every worker at once; in-flight exchanges get the grace period. Idempotent.

@@ -1,5 +1,6 @@
 internal import CLibUV
 internal import CEtagShim
+import EtagCache
 import EtagCore
 import EtagHTTP
 #if canImport(Glibc)
@@ -23,6 +24,17 @@ final class Worker: @unchecked Sendable {
     let upstreamAddress: UnsafeMutablePointer<sockaddr_storage>
     lazy var pool = UpstreamPool(worker: self)
     let accessLog: AccessLog
+    /// The shared-memory ETag table (shared by all workers and processes) and this process's counters.
+    /// Set once by `Server.start()` before the thread runs.
+    var cache: SharedCache!
+    let counters: CacheCounters
+    /// For cache keys (one-shot, synchronous use only).
+    let keyHasher = SHA1Hasher()
+    /// Body hashers not in use by an exchange.
+    private var idleHashers: [SHA1Hasher] = []
+    /// The 304-relevant fields (Cache-Control, Content-Location, Expires, Vary) of the last 200 per cache key,
+    /// kept in process memory because the shared region holds no header values.
+    var notModifiedFields: [Digest20: [UInt8]] = [:]
     private(set) var draining = false
     private var listening = true
     private var clients: [ObjectIdentifier: ClientConnection] = [:]
@@ -32,8 +44,9 @@ final class Worker: @unchecked Sendable {
 
     /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
     init(index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
-         upstream: sockaddr_storage, accessLog: AccessLog) throws {
+         upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters) throws {
         self.index = index
+        self.counters = counters
         self.config = config
         self.settings = settings
         self.accessLog = accessLog
@@ -154,6 +167,22 @@ final class Worker: @unchecked Sendable {
     }
 
     var now: UInt64 { uv_now(loop) }
+
+    func takeHasher() -> SHA1Hasher { idleHashers.popLast() ?? SHA1Hasher() }
+
+    func returnHasher(_ h: SHA1Hasher) {
+        h.reset()
+        if idleHashers.count < 64 { idleHashers.append(h) }
+    }
+
+    func rememberNotModifiedFields(_ key: Digest20, _ fields: [UInt8]) {
+        if fields.isEmpty {
+            if !notModifiedFields.isEmpty { notModifiedFields.removeValue(forKey: key) }
+            return
+        }
+        if notModifiedFields.count >= 50_000 { notModifiedFields.removeAll(keepingCapacity: true) }
+        notModifiedFields[key] = fields
+    }
 }
 
 func workerThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {

@@ -34,11 +34,22 @@ struct UpstreamFailureTests {
         #expect(Date().timeIntervalSince(start) < 1.4)
     }
 
-    @Test func upstreamDyingMidBodyClosesTheClientConnection() throws {
+    @Test func upstreamDyingMidBodyBeforeAnythingWasSentGives502() throws {
+        // A body being buffered for its ETag has not reached the client: it gets a clean 502 instead.
         let up = try TestUpstream { _ in
             .raw(Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".utf8), close: true)
         }
         let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let r = try proxy.request("GET /cut HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(r.status == 502)
+    }
+
+    @Test func upstreamDyingMidBodyClosesTheClientConnection() throws {
+        let up = try TestUpstream { _ in
+            .raw(Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".utf8), close: true)
+        }
+        let proxy = try ProxyHarness(upstream: up) { $0.etag.maxBody = 50 }  // streamed, not buffered
         defer { proxy.stop() }
         let c = try proxy.connect()
         defer { c.close() }
@@ -54,7 +65,7 @@ struct UpstreamFailureTests {
         let up = try TestUpstream { _ in
             .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8), close: true)
         }
-        let proxy = try ProxyHarness(upstream: up)
+        let proxy = try ProxyHarness(upstream: up) { $0.etag.maxBody = 0 }
         defer { proxy.stop() }
         let c = try proxy.connect()
         defer { c.close() }

@@ -1,0 +1,161 @@
+import EtagCache
+import EtagCore
+import EtagHTTP
+
+/// What a GET/HEAD exchange knows about the cache (RFC 9110 §13, RFC 9111).
+struct ReadState {
+    var conditions: Conditions
+    /// The key digest for the request's fixed key fields (a Vary marker may redirect to a second key).
+    var key: Digest20
+    var uri: Digest20
+    /// The URI's generation when the request arrived: an invalidation during the fetch makes the stored
+    /// entry stale at once.
+    var generation: UInt32
+    /// RFC 9211 `fwd` reason: why the upstream is asked.
+    var forward: StaticString
+}
+
+/// A response body being buffered and hashed before its head can be sent (the ETag goes in the head).
+final class BodyHashing {
+    let hasher: SHA1Hasher
+    var body: [UInt8] = []
+    /// The upstream's own tag (`etag.upstream: keep`): used instead of a digest.
+    let upstreamTag: [UInt8]?
+
+    init(hasher: SHA1Hasher, capacity: Int, upstreamTag: [UInt8]?) {
+        self.hasher = hasher
+        self.upstreamTag = upstreamTag
+        body.reserveCapacity(capacity)
+    }
+
+    func append(_ data: UnsafeRawBufferPointer) {
+        body.append(contentsOf: data)
+        if upstreamTag == nil { hasher.update(data) }
+    }
+}
+
+extension ClientConnection {
+    /// For a GET/HEAD: looks the representation up in the shared cache and, when a fresh entry decides the
+    /// preconditions, answers 304 (or 412) without the upstream. Otherwise records what the forward needs.
+    /// - Returns: true when the exchange was answered.
+    func answerFromCache(_ head: RequestHead) -> Bool {
+        let w = worker
+        let keys = settings.keyBuilder
+        let conditions = Conditions(head.head)
+        let uri = keys.uriDigest(head, hasher: w.keyHasher)
+        let generation = w.cache.generation(uri: uri)
+        var key = keys.keyDigest(head, hasher: w.keyHasher)
+        var forward: StaticString = "miss"
+        var found = w.cache.lookup(key: key)
+        if let marker = found, let names = marker.varyNames {
+            // The upstream varies on more fields than the fixed key: look up the variant.
+            let extra = names.split(separator: ",").map { Array($0.utf8) }
+            key = keys.keyDigest(head, vary: extra, hasher: w.keyHasher)
+            found = marker.generation == generation ? w.cache.lookup(key: key) : nil
+            if found == nil { forward = "vary-miss" }
+        }
+        if let entry = found {
+            if entry.generation != generation || !entry.isFresh(now: SharedCache.now) {
+                forward = "stale"
+            } else if entry.mustRevalidate {
+                forward = "request"
+            } else if !conditions.isEmpty && bodyDone {
+                switch evaluatePreconditions(method: head.method, conditions, current: entry.etag.etag) {
+                case .notModified:
+                    notModifiedFromCache(entry, key: key)
+                    return true
+                case .preconditionFailed:
+                    fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
+                    return true
+                case .proceed:
+                    break
+                }
+            }
+        }
+        read = ReadState(conditions: conditions, key: key, uri: uri, generation: generation, forward: forward)
+        return false
+    }
+
+    private func notModifiedFromCache(_ entry: CacheEntry, key: Digest20) {
+        worker.counters.add(.notModifiedFromCache)
+        statusSent = 304
+        write(settings.rules.notModifiedHead(
+            etag: entry.etag.quotedETag, date: worker.date, fields: worker.notModifiedFields[key] ?? [],
+            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true))
+        endExchange()
+    }
+
+    static let cacheStatusHit: [UInt8] = Array("Cache-Status: etag-proxy; hit\r\n".utf8)
+
+    /// The RFC 9211 Cache-Status line for a forwarded read.
+    func cacheStatusLine(status: Int, stored: Bool) -> [UInt8] {
+        guard let read else { return [] }
+        var w = ByteWriter(capacity: 80)
+        w.append("Cache-Status: etag-proxy; fwd=")
+        w.append(read.forward)
+        w.append("; fwd-status=")
+        w.append(decimal: status)
+        if stored { w.append("; stored") }
+        w.append("\r\n")
+        return w.bytes
+    }
+
+    /// Stores the ETag of a 200 to a GET/HEAD unless the upstream forbids it. Returns whether it was stored.
+    func storeInCache(_ digest: Digest20, response: ResponseHead) -> Bool {
+        guard let read, let req = request else { return false }
+        let d = ResponseCacheDirectives(response.head)
+        // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.
+        guard !d.noStore, !d.isPrivate, !d.varyStar else { return false }
+        var ttl = settings.cacheTTLms
+        if let maxAge = d.maxAge { ttl = min(ttl, maxAge * 1000) }
+        let now = SharedCache.now
+        let entry = CacheEntry(
+            etag: digest, mustRevalidate: d.noCache || ttl <= 0, generation: read.generation, storedNs: now,
+            expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000)
+        let extra = d.vary.filter { !settings.keyHeaders.contains($0) }
+        var key = read.key
+        var result: Bool?
+        if extra.isEmpty {
+            result = worker.cache.store(key: key, entry: entry)
+        } else {
+            let names = extra.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")
+            guard names.utf8.count < 48 else { return false }
+            var marker = entry
+            marker.varyNames = names
+            worker.cache.store(key: key, entry: marker)
+            key = settings.keyBuilder.keyDigest(req, vary: extra, hasher: worker.keyHasher)
+            result = worker.cache.store(key: key, entry: entry)
+        }
+        guard let evicted = result else { return false }
+        worker.counters.add(.stored)
+        if evicted { worker.counters.add(.evicted) }
+        worker.rememberNotModifiedFields(key, ForwardingRules.notModifiedFields(response))
+        return true
+    }
+
+    /// RFC 9111 §4.4: a 2xx/3xx answer to an unsafe method invalidates the target URI, the same-origin
+    /// Location and Content-Location URIs, and (`cache.invalidate_parent`) the parent collection — for every
+    /// worker and process sharing the region.
+    func invalidateAfterWrite(_ response: ResponseHead) {
+        guard let req = request else { return }
+        let b = req.head.bytes
+        let host = req.hostRange.map { Array(b[$0]) } ?? []
+        let path = Array(b[req.pathRange])
+        var paths = [path]
+        if settings.invalidateParent, let parent = CacheKeyBuilder.parent(of: path) { paths.append(parent) }
+        for loc in ForwardingRules.locations(response) {
+            if let p = CacheKeyBuilder.sameOriginPath(loc, host: host) { paths.append(p) }
+        }
+        for p in paths {
+            worker.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p, hasher: worker.keyHasher))
+        }
+        worker.counters.add(.invalidated, UInt64(paths.count))
+    }
+
+    func releaseHashing() {
+        if let h = hashing {
+            hashing = nil
+            worker.returnHasher(h.hasher)
+        }
+    }
+}
