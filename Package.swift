@@ -34,14 +34,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),
         .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
         .testTarget(
             name: "ProxyIntegrationTests",
-            dependencies: ["EtagServer", "EtagCore", "EtagConfig", "TestSupport"]
+            dependencies: ["EtagServer", "EtagCore", "EtagConfig", "EtagCache", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -116,7 +116,7 @@ public enum ResponseParser {
                 keepAlive = false
             }
         } else if let cl {
-            framing = cl == 0 ? .none : .length(cl)
+            framing = .length(cl)  // even 0: the client must be told the (empty) length
         } else {
             framing = .untilClose
             keepAlive = false

@@ -83,7 +83,7 @@ extension ClientConnection {
         // ETags go on 200s to GET/HEAD and on 200/201 with a body to writes (never on errors, 204 or 1xx).
         let upstreamTag = ForwardingRules.upstreamETag(head)
         let keepTheirs = settings.etagMode == .keep && upstreamTag != nil
-        let tagged = read != nil ? head.status == 200 : ((head.status == 200 || head.status == 201) && head.framing != .none)
+        let tagged = read != nil ? head.status == 200 : ((head.status == 200 || head.status == 201) && head.framing != .none && head.framing != .length(0))
         var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true))
         if case .length(let n) = head.framing, n > UInt64(settings.maxHashedBody) {
             bufferIt = false  // too large to hold: streamed unchanged, without an ETag

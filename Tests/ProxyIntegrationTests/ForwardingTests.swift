@@ -89,6 +89,20 @@ struct ForwardingTests {
         #expect(b.header("Content-Length") == nil)
     }
 
+    @Test func emptyBodiesKeepTheirZeroLength() throws {
+        let up = try TestUpstream { _ in .respond(status: 302, headers: [("Location", "/elsewhere")], body: []) }
+        let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let c = try proxy.connect(timeout: 3)
+        defer { c.close() }
+        for _ in 0..<2 {
+            c.send("GET /moved HTTP/1.1\r\nHost: a\r\n\r\n")
+            let r = try #require(c.response())
+            #expect(r.status == 302)
+            #expect(r.header("Content-Length") == "0")
+        }
+    }
+
     @Test func basePathAndAbsoluteFormTarget() throws {
         let up = try TestUpstream()
         let proxy = try ProxyHarness(upstream: up) { $0.upstream.basePath = "/v1" }

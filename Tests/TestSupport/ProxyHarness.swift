@@ -1,3 +1,4 @@
+import EtagCache
 import EtagCore
 import EtagServer
 import Foundation
@@ -7,6 +8,9 @@ public final class ProxyHarness: @unchecked Sendable {
     public let server: Server
     public let upstream: TestUpstream
     public var port: Int { server.port }
+    public let regionName: String
+    /// Whether the harness removes the region's name when it stops.
+    public var unlinkRegion = true
 
     /// - Parameter configure: changes to the test defaults (2 workers, no access log).
     public init(upstream: TestUpstream, configure: (inout ProxyConfig) -> Void = { _ in }) throws {
@@ -16,7 +20,10 @@ public final class ProxyHarness: @unchecked Sendable {
         c.workers = 2
         c.accessLog = .off
         c.timeouts.shutdownGrace = 2000
+        c.cache.name = uniqueRegionName()
+        c.cache.size = 1 << 20
         configure(&c)
+        regionName = c.cache.name!
         self.upstream = upstream
         server = Server(config: c)
         try server.start()
@@ -26,6 +33,7 @@ public final class ProxyHarness: @unchecked Sendable {
         server.stop()
         server.wait()
         upstream.stop()
+        if unlinkRegion { SharedCache.unlink(name: regionName) }
     }
 
     /// A new raw connection to the proxy.
