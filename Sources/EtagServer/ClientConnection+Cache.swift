@@ -80,7 +80,7 @@ extension ClientConnection {
         worker.counters.add(.notModifiedFromCache)
         statusSent = 304
         write(settings.rules.notModifiedHead(
-            etag: entry.etag.quotedETag, date: worker.date, fields: worker.notModifiedFields[key] ?? [],
+            etag: entry.etag.quotedETag, date: worker.date, fields: worker.notModifiedFields.get(key),
             extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true))
         endExchange()
     }
@@ -129,7 +129,7 @@ extension ClientConnection {
         guard let evicted = result else { return false }
         worker.counters.add(.stored)
         if evicted { worker.counters.add(.evicted) }
-        worker.rememberNotModifiedFields(key, ForwardingRules.notModifiedFields(response))
+        worker.notModifiedFields.set(key, ForwardingRules.notModifiedFields(response))
         return true
     }
 

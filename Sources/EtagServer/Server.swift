@@ -39,10 +39,11 @@ public final class Server: @unchecked Sendable {
         }
         let settings = ExchangeSettings(config: config)
         let log = AccessLog(config.accessLog)
+        let memo = NotModifiedFieldsMemo()
         for i in 0..<workerCount {
             let w = try Worker(
                 index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log,
-                counters: counters)
+                counters: counters, notModifiedFields: memo)
             if i == 0 {
                 port = w.boundPort
                 setPort(&listenAddr, port)
@@ -105,5 +106,29 @@ final class Mutex: @unchecked Sendable {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         return body()
+    }
+}
+
+/// The fields a 304 repeats from its 200 (Cache-Control, Content-Location, Expires, Vary), per cache key.
+/// Kept in process memory, shared by this process's workers, because the shared region holds no header values:
+/// a 304 answered by another process from the region carries ETag, Date and Cache-Status only.
+final class NotModifiedFieldsMemo: @unchecked Sendable {
+    private let lock = Mutex()
+    private var fields: [Digest20: [UInt8]] = [:]
+    private let limit = 50_000
+
+    func get(_ key: Digest20) -> [UInt8] {
+        lock.locked { fields[key] ?? [] }
+    }
+
+    func set(_ key: Digest20, _ value: [UInt8]) {
+        lock.locked {
+            if value.isEmpty {
+                fields.removeValue(forKey: key)
+                return
+            }
+            if fields.count >= limit { fields.removeAll(keepingCapacity: true) }
+            fields[key] = value
+        }
     }
 }

@@ -32,9 +32,8 @@ final class Worker: @unchecked Sendable {
     let keyHasher = SHA1Hasher()
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
-    /// The 304-relevant fields (Cache-Control, Content-Location, Expires, Vary) of the last 200 per cache key,
-    /// kept in process memory because the shared region holds no header values.
-    var notModifiedFields: [Digest20: [UInt8]] = [:]
+    /// The 304-relevant fields of the last 200 per cache key (process memory, shared by the workers).
+    let notModifiedFields: NotModifiedFieldsMemo
     private(set) var draining = false
     private var listening = true
     private var clients: [ObjectIdentifier: ClientConnection] = [:]
@@ -44,8 +43,10 @@ final class Worker: @unchecked Sendable {
 
     /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
     init(index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
-         upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters) throws {
+         upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters,
+         notModifiedFields: NotModifiedFieldsMemo) throws {
         self.index = index
+        self.notModifiedFields = notModifiedFields
         self.counters = counters
         self.config = config
         self.settings = settings
@@ -175,14 +176,6 @@ final class Worker: @unchecked Sendable {
         if idleHashers.count < 64 { idleHashers.append(h) }
     }
 
-    func rememberNotModifiedFields(_ key: Digest20, _ fields: [UInt8]) {
-        if fields.isEmpty {
-            if !notModifiedFields.isEmpty { notModifiedFields.removeValue(forKey: key) }
-            return
-        }
-        if notModifiedFields.count >= 50_000 { notModifiedFields.removeAll(keepingCapacity: true) }
-        notModifiedFields[key] = fields
-    }
 }
 
 func workerThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
