@@ -53,10 +53,12 @@ http {{
     return path
 
 
-def wrk(port, path, duration, conns):
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, timeout=duration + 30).stdout
+def wrk(port, path, duration, conns, header=None):
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
+    if header:
+        cmd += ["-H", header]
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                         timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -65,12 +67,22 @@ def wrk(port, path, duration, conns):
     return rps, total, p99, (errors.group(0) if errors else "")
 
 
+def etag_of(port, path):
+    out = subprocess.run(["curl", "-si", f"http://127.0.0.1:{port}{path}", "-o", "/dev/null", "-D", "-"],
+                         capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"(?im)^etag:\s*(\S+)", out)
+    if not m:
+        raise SystemExit(f"no ETag from port {port}{path}")
+    return m.group(1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--sizes", default="1k,64k")
+    ap.add_argument("--sizes", default="1k,64k,1m")
+    ap.add_argument("--scenarios", default="get,304")
     ap.add_argument("--binary", default=".build/release/etag-proxy")
     a = ap.parse_args()
 
@@ -78,7 +90,7 @@ def main():
     os.chmod(d, 0o755)  # nginx workers may run as an unprivileged user
     os.makedirs(f"{d}/www")
     for name, n in SIZES.items():
-        unit = '{"id": 1, "name": "benchmark", "pad": "' 
+        unit = '{"id": 1, "name": "benchmark", "pad": "'
         body = (unit + "x" * n)[: n - 3] + '"}\n'
         with open(f"{d}/www/{name}.json", "w") as f:
             f.write(body)
@@ -99,50 +111,79 @@ def main():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-bench"])
         shutil.rmtree(d, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(1)))
     try:
-        up = nginx_conf(d, "upstream", f"""server {{ listen 127.0.0.1:18081; etag off; root {d}/www;
-          location / {{ default_type application/json; }} }}""")
-        px = nginx_conf(d, "proxy", """upstream api { server 127.0.0.1:18081; keepalive 256; }
-          server { listen 127.0.0.1:18082;
-            location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; } }""")
+        # The upstream: no ETag on 18081 (what etag-proxy is for); nginx's own ETag on 18085 (so nginx's
+        # proxy_cache has a validator to answer 304 with).
+        up = nginx_conf(d, "upstream", f"""
+          server {{ listen 127.0.0.1:18081; etag off; root {d}/www; location / {{ default_type application/json; }} }}
+          server {{ listen 127.0.0.1:18085; etag on; root {d}/www; location / {{ default_type application/json; }} }}""")
+        px = nginx_conf(d, "proxy", f"""
+          upstream api {{ server 127.0.0.1:18081; keepalive 256; }}
+          upstream api_etag {{ server 127.0.0.1:18085; keepalive 256; }}
+          proxy_cache_path {d}/cache levels=1:2 keys_zone=c:10m;
+          server {{ listen 127.0.0.1:18082;
+            location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+          server {{ listen 127.0.0.1:18084;
+            location / {{ proxy_pass http://api_etag; proxy_http_version 1.1; proxy_set_header Connection "";
+                         proxy_cache c; proxy_cache_valid 200 10m; }} }}""")
         start(["nginx", "-c", up, "-e", f"{d}/upstream.err"], 18081)
         nginx = start(["nginx", "-c", px, "-e", f"{d}/proxy.err"], 18082)
+        wait_port(18084)
         with open(f"{d}/etag.yaml", "w") as f:
             f.write("listen: 127.0.0.1:18083\nupstream: http://127.0.0.1:18081\nworkers: 1\naccess_log: off\n"
-                    "upstream_pool:\n  keepalive: 256\n")
+                    "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n")
         etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
-        targets = {"nginx": (18082, nginx.pid), "etag-proxy": (18083, etag.pid), "direct": (18081, None)}
         sizes = a.sizes.split(",")
-        res = {(s, t): [] for s in sizes for t in targets}
-        order = list(targets)
-        for r in range(a.rounds):
-            for s in sizes:
-                for t in order:
-                    port, pid = targets[t]
-                    c0 = cpu_seconds(pid) if pid else 0
-                    rps, total, p99, err = wrk(port, f"/{s}.json", a.duration, a.connections)
-                    cpu = (cpu_seconds(pid) - c0) / total * 1e6 if pid else 0
-                    res[(s, t)].append((rps, p99, cpu))
-                    print(f"round {r+1} {s:>4} {t:<11} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
-                          f"cpu {cpu:6.1f} us/req {err}", file=sys.stderr, flush=True)
-            order = order[1:] + order[:1]
-        print("\n| size | target | req/s (median) | p99 ms | proxy CPU µs/req | req/s ÷ nginx | CPU ÷ nginx |")
-        print("|---|---|---|---|---|---|---|")
+        # scenario -> {target: (port, pid, header)}; the first target is the candidate, the second the peer.
+        scenarios = {}
         for s in sizes:
-            for t in targets:
-                rows = res[(s, t)]
+            if "get" in a.scenarios:
+                scenarios[f"GET {s}"] = (f"/{s}.json", {
+                    "etag-proxy (hashed 200)": (18083, etag.pid, None),
+                    "nginx proxy": (18082, nginx.pid, None),
+                    "direct upstream": (18081, None, None)})
+            if "304" in a.scenarios:
+                path = f"/{s}.json"
+                ours = etag_of(18083, path)
+                theirs = etag_of(18084, path)
+                etag_of(18084, path)  # now cached
+                scenarios[f"304 {s}"] = (path, {
+                    "etag-proxy (304 from cache)": (18083, etag.pid, f"If-None-Match: {ours}"),
+                    "nginx proxy_cache": (18084, nginx.pid, f"If-None-Match: {theirs}"),
+                    "nginx 304 itself": (18085, None, f"If-None-Match: {theirs}")})
+        res = {(sc, t): [] for sc, (_, ts) in scenarios.items() for t in ts}
+        for r in range(a.rounds):
+            for sc, (path, targets) in scenarios.items():
+                order = list(targets)
+                k = r % len(order)
+                for t in order[k:] + order[:k]:
+                    port, pid, header = targets[t]
+                    c0 = cpu_seconds(pid) if pid else 0
+                    rps, total, p99, err = wrk(port, path, a.duration, a.connections, header)
+                    cpu = (cpu_seconds(pid) - c0) / total * 1e6 if pid else 0
+                    res[(sc, t)].append((rps, p99, cpu))
+                    print(f"round {r+1} {sc:>8} {t:<28} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
+                          f"cpu {cpu:6.1f} us/req {err}", file=sys.stderr, flush=True)
+        print("\n| scenario | target | req/s (median) | p99 ms | proxy CPU µs/req | req/s ÷ peer | CPU ÷ peer |")
+        print("|---|---|---|---|---|---|---|")
+        for sc, (_, targets) in scenarios.items():
+            names = list(targets)
+            peer = res[(sc, names[1])]
+            for t in names:
+                rows = res[(sc, t)]
                 rps = statistics.median(x[0] for x in rows)
                 p99 = statistics.median(x[1] for x in rows)
                 cpu = statistics.median(x[2] for x in rows)
                 ratio = cpu_ratio = ""
-                if t == "etag-proxy":
-                    ratio = "%.2f" % statistics.median(e[0] / n[0] for e, n in zip(rows, res[(s, "nginx")]))
-                    cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, res[(s, "nginx")]))
-                print(f"| {s} | {t} | {rps:.0f} | {p99:.2f} | {cpu:.1f} | {ratio} | {cpu_ratio} |" if t != "direct"
-                      else f"| {s} | direct upstream | {rps:.0f} | {p99:.2f} | — | | |")
+                if t == names[0]:
+                    ratio = "**%.2f**" % statistics.median(e[0] / n[0] for e, n in zip(rows, peer))
+                    cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, peer))
+                cpu_text = f"{cpu:.1f}" if targets[t][1] else "—"
+                print(f"| {sc} | {t} | {rps:.0f} | {p99:.2f} | {cpu_text} | {ratio} | {cpu_ratio} |")
     finally:
         stop_all()
 

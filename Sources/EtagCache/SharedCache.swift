@@ -152,11 +152,11 @@ public final class SharedCache: @unchecked Sendable {
     // MARK: payload conversion
 
     private static func keyOf(_ p: etag_payload) -> Digest20 {
-        withUnsafeBytes(of: p.key) { Digest20(Array($0)) }
+        withUnsafeBytes(of: p.key) { Digest20($0) }
     }
 
     private static func entry(_ p: etag_payload) -> CacheEntry {
-        let etag = withUnsafeBytes(of: p.etag) { Digest20(Array($0)) }
+        let etag = withUnsafeBytes(of: p.etag) { Digest20($0) }
         var vary: String? = nil
         if p.flags & ETAG_SLOT_VARY != 0 {
             vary = withUnsafeBytes(of: p.vary) { raw in
@@ -169,8 +169,8 @@ public final class SharedCache: @unchecked Sendable {
 
     private static func payload(_ key: Digest20, _ e: CacheEntry) -> etag_payload {
         var p = etag_payload()
-        withUnsafeMutableBytes(of: &p.key) { $0.copyBytes(from: key.bytes) }
-        withUnsafeMutableBytes(of: &p.etag) { $0.copyBytes(from: e.etag.bytes) }
+        withUnsafeMutableBytes(of: &p.key) { dst in withUnsafeBytes(of: key) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) } }
+        withUnsafeMutableBytes(of: &p.etag) { dst in withUnsafeBytes(of: e.etag) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) } }
         var flags = ETAG_SLOT_USED
         if e.mustRevalidate { flags |= ETAG_SLOT_REVALIDATE }
         if let v = e.varyNames {

@@ -17,47 +17,57 @@ public struct CacheKeyBuilder: Sendable {
         self.keyHeaders = keyHeaders.map { Array($0.lowercased().utf8) }
     }
 
-    /// The URI digest of `path` (query ignored) on `host`.
+    /// The URI digest of `path` (query ignored) on `host`. The pieces go straight into the hasher.
     public func uriDigest(host: some Collection<UInt8>, path: some Collection<UInt8>, hasher: SHA1Hasher) -> Digest20 {
-        var w = ByteWriter(capacity: 128)
-        w.append("u\0")
-        w.append(bytes: origin)
-        w.append("\0")
-        for c in host { w.bytes.append(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0)) }
-        w.append("\0")
+        hasher.update("u\0")
+        hasher.update(origin)
+        hasher.update("\0")
+        Self.updateLowercased(hasher, host)
+        hasher.update("\0")
         let noQuery = path.prefix { $0 != UInt8(ascii: "?") }
-        if noQuery.isEmpty { w.append("/") } else { w.bytes.append(contentsOf: noQuery) }
-        return hasher.hash(w.bytes)
+        if noQuery.isEmpty { hasher.update("/") } else { Self.update(hasher, noQuery) }
+        return hasher.finish()
     }
 
     /// The URI digest of a request's target.
     public func uriDigest(_ req: RequestHead, hasher: SHA1Hasher) -> Digest20 {
         let b = req.head.bytes
-        return uriDigest(host: req.hostRange.map { b[$0] } ?? [], path: b[req.pathRange], hasher: hasher)
+        return uriDigest(host: req.hostRange.map { b[$0] } ?? b[0..<0], path: b[req.pathRange], hasher: hasher)
     }
 
     /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields.
     public func keyDigest(_ req: RequestHead, vary: [[UInt8]] = [], hasher: SHA1Hasher) -> Digest20 {
         let b = req.head.bytes
-        var w = ByteWriter(capacity: 256)
-        w.append("k\0")
-        w.append(bytes: origin)
-        w.append("\0GET\0")
-        if let h = req.hostRange { for c in b[h] { w.bytes.append(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0)) } }
-        w.append("\0")
-        w.append(b, req.pathRange)
-        for name in keyHeaders { appendField(&w, req.head, name) }
+        hasher.update("k\0")
+        hasher.update(origin)
+        hasher.update("\0GET\0")
+        if let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
+        hasher.update("\0")
+        Self.update(hasher, b[req.pathRange])
+        for name in keyHeaders { updateField(hasher, req.head, name) }
         if !vary.isEmpty {
-            w.append("\0vary")
-            for name in vary { appendField(&w, req.head, name) }
+            hasher.update("\0vary")
+            for name in vary { updateField(hasher, req.head, name) }
         }
-        return hasher.hash(w.bytes)
+        return hasher.finish()
     }
 
-    private func appendField(_ w: inout ByteWriter, _ block: FieldBlock, _ name: [UInt8]) {
-        w.append("\0")
-        w.append(bytes: name)
-        w.append(":")
+    private static func update(_ hasher: SHA1Hasher, _ bytes: some Collection<UInt8>) {
+        if let done: Void = bytes.withContiguousStorageIfAvailable({ hasher.update(UnsafeRawBufferPointer($0)) }) {
+            return done
+        }
+        hasher.update(Array(bytes))
+    }
+
+    private static func updateLowercased(_ hasher: SHA1Hasher, _ bytes: some Collection<UInt8>) {
+        if bytes.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) }) { return update(hasher, bytes) }
+        hasher.update(bytes.map { $0 | ($0 >= 0x41 && $0 <= 0x5A ? 0x20 : 0) })
+    }
+
+    private func updateField(_ hasher: SHA1Hasher, _ block: FieldBlock, _ name: [UInt8]) {
+        hasher.update("\0")
+        hasher.update(name)
+        hasher.update(":")
         var first = true
         for f in block.fields where f.name.count == name.count {
             var same = true
@@ -66,8 +76,8 @@ public struct CacheKeyBuilder: Sendable {
                 break
             }
             guard same else { continue }
-            if !first { w.append(",") }
-            w.append(block.bytes, f.value)
+            if !first { hasher.update(",") }
+            Self.update(hasher, block.bytes[f.value])
             first = false
         }
     }

@@ -6,7 +6,6 @@ internal import COpenSSL
 public final class SHA1Hasher {
     private let md: OpaquePointer
     private let ctx: OpaquePointer
-    private var digest = [UInt8](repeating: 0, count: 20)
 
     public init() {
         guard let md = EVP_MD_fetch(nil, "SHA1", nil), let ctx = EVP_MD_CTX_new() else {
@@ -38,9 +37,18 @@ public final class SHA1Hasher {
     /// The 20-byte digest; the hasher is reset for the next message.
     public func finish() -> Digest20 {
         var len: UInt32 = 20
-        digest.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(ctx, $0.baseAddress, &len) }
+        var out = Digest20(a: 0, b: 0, c: 0)
+        var raw: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, no heap
+        withUnsafeMutableBytes(of: &raw) { r in
+            _ = EVP_DigestFinal_ex(ctx, r.baseAddress!.assumingMemoryBound(to: UInt8.self), &len)
+            out = Digest20(UnsafeRawBufferPointer(r))
+        }
         reset()
-        return Digest20(digest)
+        return out
+    }
+
+    public func update(_ s: StaticString) {
+        EVP_DigestUpdate(ctx, s.utf8Start, s.utf8CodeUnitCount)
     }
 
     /// One-shot digest of `bytes`.
@@ -65,6 +73,13 @@ public struct Digest20: Sendable, Equatable, Hashable {
         self.c = c
     }
 
+    /// From the first 20 bytes of `raw` (no allocation).
+    public init(_ raw: UnsafeRawBufferPointer) {
+        a = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+        b = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        c = raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
+    }
+
     public init(a: UInt64, b: UInt64, c: UInt32) {
         self.a = a
         self.b = b
@@ -80,20 +95,28 @@ public struct Digest20: Sendable, Equatable, Hashable {
     }
 
     /// Lowercase hex, 40 characters.
-    public var hex: [UInt8] {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(40)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return out
-    }
+    public var hex: [UInt8] { Array(quotedETag[1..<41]) }
 
     /// The strong ETag the proxy emits: `"` + 40 lowercase hex + `"` (RFC 9110 §8.8.3).
     public var etag: EntityTag { EntityTag(opaque: hex) }
 
-    /// The ETag field value bytes, quoted.
-    public var quotedETag: [UInt8] { [0x22] + hex + [0x22] }
+    /// The ETag field value bytes, quoted: one allocation.
+    public var quotedETag: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 42) { out, n in
+            out[0] = 0x22
+            var i = 1
+            withUnsafeBytes(of: self) { raw in
+                for k in 0..<20 {
+                    let byte = raw[k]
+                    out[i] = Self.hexDigit(byte >> 4)
+                    out[i + 1] = Self.hexDigit(byte & 0xF)
+                    i += 2
+                }
+            }
+            out[41] = 0x22
+            n = 42
+        }
+    }
+
+    @inline(__always) static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
 }
