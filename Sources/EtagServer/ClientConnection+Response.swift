@@ -142,43 +142,49 @@ extension ClientConnection {
             if read != nil { stored = storeInCache(digest, response: head) }
         }
         releaseUpstream(up, leftover: leftover)
+        let result = TaggedResponse(head: head, body: h.body, tag: tag, ours: h.upstreamTag == nil, stored: stored)
+        releaseHashing()
+        settleFlight(result)
+        respondTagged(result, collapsed: false)
+    }
+
+    /// Answers with a complete, tagged response: 304, 412 or the 200 with its ETag (RFC 9110 §13.2.2).
+    func respondTagged(_ r: TaggedResponse, collapsed: Bool) {
         let http11 = request?.isHTTP11 ?? true
-        let status = cacheStatusLine(status: head.status, stored: stored)
+        upstreamStatus = r.head.status
+        var status = cacheStatusLine(status: r.head.status, stored: r.stored)
+        if collapsed, status.count > 2 { status.insert(contentsOf: Array("; collapsed".utf8), at: status.count - 2) }
         var outcome = PreconditionOutcome.proceed
-        if let read, let method = request?.method {
-            let current = EntityTagList.parse(tag)
-            if case .tags(let t) = current, let first = t.first {
-                outcome = evaluatePreconditions(method: method, read.conditions, current: first)
-            }
+        if let read, let method = request?.method, case .tags(let t) = EntityTagList.parse(r.tag), let current = t.first {
+            outcome = evaluatePreconditions(method: method, read.conditions, current: current)
         }
         switch outcome {
         case .notModified:
             worker.counters.add(.notModifiedAfterUpstream)
             statusSent = 304
-            let fields = ForwardingRules.notModifiedFields(head)
             write(settings.rules.notModifiedHead(
-                etag: tag, date: worker.date, fields: fields, extra: status, keepAlive: keepAliveAfter,
-                clientIsHTTP11: http11))
+                etag: r.tag, date: worker.date, fields: ForwardingRules.notModifiedFields(r.head), extra: status,
+                keepAlive: keepAliveAfter, clientIsHTTP11: http11))
         case .preconditionFailed:
             responseStarted = false
-            releaseHashing()
             fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
             return
         case .proceed:
+            statusSent = r.head.status
             var extra = ByteWriter(capacity: 64 + status.count)
-            if h.upstreamTag == nil {
+            if r.ours {
                 extra.append("ETag: ")
-                extra.append(bytes: tag)
+                extra.append(bytes: r.tag)
                 extra.append("\r\n")
             }
             extra.append(bytes: status)
             let headBytes = settings.rules.clientResponseHead(
-                head, framing: .length(UInt64(h.body.count)), keepAlive: keepAliveAfter, clientIsHTTP11: http11,
-                date: worker.date, dropETag: h.upstreamTag == nil, extra: extra.bytes)
+                r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter, clientIsHTTP11: http11,
+                date: worker.date, dropETag: r.ours, extra: extra.bytes)
             let isHeadRequest = request?.method == .head
-            bodyBytesSent = isHeadRequest ? 0 : UInt64(h.body.count)
+            bodyBytesSent = isHeadRequest ? 0 : UInt64(r.body.count)
             headBytes.withUnsafeBytes { hb in
-                if isHeadRequest { write(hb) } else { h.body.withUnsafeBytes { write(hb, $0) } }
+                if isHeadRequest { write(hb) } else { r.body.withUnsafeBytes { write(hb, $0) } }
             }
         }
         endExchange()
@@ -348,6 +354,7 @@ extension ClientConnection {
         if request != nil {
             if statusSent == 0 { statusSent = 499 }
             worker.accessLog.record(self, aborted: true)
+            leaveFlight()
             request = nil
         }
         close()

@@ -45,6 +45,10 @@ final class ClientConnection: TCPConnection {
     var hashing: BodyHashing?
     /// The method sent upstream (a HEAD is fetched as GET).
     var upstreamMethod = HTTPMethod.get
+    /// Single-flight: the flight this exchange waits on, and the upstream head it sends if the leader fails.
+    var waitingOn: Flight?
+    var waitingHead: [UInt8]?
+    var isFlightLeader = false
 
     var settings: ExchangeSettings { worker.settings }
 
@@ -172,6 +176,7 @@ final class ClientConnection: TCPConnection {
     }
 
     override func didClose() {
+        leaveFlight()
         if let up = upstream {
             upstream = nil
             up.owner = nil
@@ -223,6 +228,7 @@ final class ClientConnection: TCPConnection {
             dropDateConditions: tagConditions)
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
         retryHead = (head.framing == .none && head.method.isIdempotent) ? upstreamHead : nil
+        if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
         sendToUpstream(upstreamHead)
     }
 
@@ -275,6 +281,7 @@ final class ClientConnection: TCPConnection {
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
         worker.accessLog.record(self)
+        leaveFlight()
         releaseHashing()
         read = nil
         request = nil

@@ -32,6 +32,8 @@ final class Worker: @unchecked Sendable {
     let keyHasher = SHA1Hasher()
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
+    /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
+    var flights: [Digest20: Flight] = [:]
     /// The 304-relevant fields of the last 200 per cache key (process memory, shared by the workers).
     let notModifiedFields: NotModifiedFieldsMemo
     private(set) var draining = false
