@@ -135,7 +135,9 @@ def main():
         wait_port(18084)
         with open(f"{d}/etag.yaml", "w") as f:
             f.write("listen: 127.0.0.1:18083\nupstream: http://127.0.0.1:18081\nworkers: 1\naccess_log: off\n"
-                    "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n")
+                    "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n"
+                    # Every GET goes upstream, as through the nginx peer (single-flight would share fetches).
+                    "  collapse: false\n")
         etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
         sizes = a.sizes.split(",")
         # scenario -> {target: (port, pid, header)}; the first target is the candidate, the second the peer.

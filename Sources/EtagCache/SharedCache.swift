@@ -49,6 +49,8 @@ public final class SharedCache: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let slots: UnsafeMutablePointer<etag_slot>
     private let gens: UnsafeMutablePointer<UInt32>
+    private let leases: UnsafeMutablePointer<UInt64>
+    public let leaseCount: Int
     public let slotCount: Int
     private let buckets: UInt64
     private let genCount: UInt64
@@ -67,6 +69,8 @@ public final class SharedCache: @unchecked Sendable {
         let h = b.assumingMemoryBound(to: etag_region_header.self).pointee
         slots = (b + Int(h.slots_offset)).assumingMemoryBound(to: etag_slot.self)
         gens = (b + Int(h.gens_offset)).assumingMemoryBound(to: UInt32.self)
+        leases = (b + Int(h.leases_offset)).assumingMemoryBound(to: UInt64.self)
+        leaseCount = Int(h.lease_count)
         slotCount = Int(h.slot_count)
         buckets = UInt64(h.slot_count) / UInt64(ETAG_BUCKET_SLOTS)
         genCount = UInt64(h.gen_count)
@@ -79,6 +83,9 @@ public final class SharedCache: @unchecked Sendable {
 
     /// Monotonic nanoseconds, comparable across processes.
     public static var now: UInt64 { etag_now_ns() }
+
+    /// A lease word (16 bytes apart, so two stripes never share a word).
+    func leasePointer(_ stripe: Int) -> UnsafeMutablePointer<UInt64> { leases + 2 * stripe }
 
     // MARK: generations (invalidation)
 

@@ -8,7 +8,7 @@ public struct ConfigKey: Sendable {
     let apply: @Sendable (inout ProxyConfig, String) -> String?
 
     /// Whether a YAML list is accepted (joined with commas).
-    public var acceptsList: Bool { path == "cache.key_headers" }
+    public var acceptsList: Bool { path == "cache.key_headers" || path == "concurrency.methods" }
 
     /// `ETAG_PROXY_` + the path upper-cased, dots as underscores.
     public var environmentName: String {
@@ -152,8 +152,26 @@ public enum ConfigKeys {
             c.cache.keyHeaders = names
             return nil
         },
+        bool("cache.collapse", "true", "Concurrent GET/HEAD misses for one key on one worker share one upstream fetch.") { $0.cache.collapse = $1 },
         bool("cache.invalidate_parent", "true", "A successful write to /a/b also invalidates /a.") { $0.cache.invalidateParent = $1 },
         bool("concurrency.enabled", "true", "Check If-Match on writes at all.") { $0.concurrency.enabled = $1 },
         bool("concurrency.enforce_if_match", "false", "PUT/PATCH/DELETE without If-Match get 428.") { $0.concurrency.enforceIfMatch = $1 },
+        ConfigKey(path: "concurrency.methods", meaning: "Methods whose writes are checked (If-Match) and serialized per resource (a list).",
+                  defaultText: "[PUT, PATCH, DELETE]") { c, text in
+            let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
+            guard names.allSatisfy({ ["PUT", "PATCH", "DELETE", "POST"].contains($0) }) else {
+                return "'\(text)' must list methods among PUT, PATCH, DELETE, POST"
+            }
+            c.concurrency.methods = names
+            return nil
+        },
+        ConfigKey(path: "concurrency.etag_after_write", meaning: "The ETag of a successful write: `refetch` (GET it again: the tag the next GET returns), `body` (hash the write's answer) or `none`.",
+                  defaultText: "refetch") { c, text in
+            guard let m = ETagAfterWrite(rawValue: text.lowercased()) else { return "'\(text)' is not refetch, body or none" }
+            c.concurrency.etagAfterWrite = m
+            return nil
+        },
+        positiveDuration("concurrency.lease_ttl", "5s", "A write lease its owner stops renewing (a dead process) is free after this.") { $0.concurrency.leaseTTL = $1 },
+        positiveDuration("concurrency.lease_wait", "30s", "A write waiting longer than this for its resource gets 503.") { $0.concurrency.leaseWait = $1 },
     ]
 }

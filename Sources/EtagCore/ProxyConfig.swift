@@ -85,6 +85,8 @@ public struct ProxyConfig: Sendable, Equatable {
         public var keyHeaders: [String] = ["authorization", "cookie", "accept", "accept-encoding", "accept-language"]
         /// A successful write to `/a/b` also invalidates `/a`.
         public var invalidateParent: Bool = true
+        /// Concurrent misses for one key on one worker share one upstream fetch (single-flight).
+        public var collapse: Bool = true
         public init() {}
     }
 
@@ -93,8 +95,25 @@ public struct ProxyConfig: Sendable, Equatable {
         public var enabled: Bool = true
         /// PUT/PATCH/DELETE without If-Match get 428 (RFC 6585 §3).
         public var enforceIfMatch: Bool = false
+        /// The methods whose writes are checked and serialized.
+        public var methods: [String] = ["PUT", "PATCH", "DELETE"]
+        /// Which ETag a successful write answers with.
+        public var etagAfterWrite: ETagAfterWrite = .refetch
+        /// A write lease not renewed for this long (its owner died) can be taken over.
+        public var leaseTTL: Int = 5_000
+        /// A write waiting longer than this for its resource's lease gets 503.
+        public var leaseWait: Int = 30_000
         public init() {}
     }
+}
+
+public enum ETagAfterWrite: String, Sendable, Equatable {
+    /// GET the resource again inside the lease and answer with its ETag (the one the next GET returns).
+    case refetch
+    /// Hash the write response's own body.
+    case body
+    /// No ETag on write responses.
+    case none
 }
 
 public enum UpstreamETagMode: String, Sendable, Equatable {

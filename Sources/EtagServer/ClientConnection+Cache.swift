@@ -46,7 +46,8 @@ extension ClientConnection {
         let generation = w.cache.generation(uri: uri)
         var key = keys.keyDigest(head, hasher: w.keyHasher)
         var forward: StaticString = "miss"
-        var found = w.cache.lookup(key: key)
+        // Without a tag condition the entry decides nothing now: the fetch below stores the new tag anyway.
+        var found = conditions.isEmpty ? nil : w.cache.lookup(key: key)
         if let marker = found, let names = marker.varyNames {
             // The upstream varies on more fields than the fixed key: look up the variant.
             let extra = names.split(separator: ",").map { Array($0.utf8) }
@@ -152,10 +153,11 @@ extension ClientConnection {
         worker.counters.add(.invalidated, UInt64(paths.count))
     }
 
-    func releaseHashing() {
+    /// - Parameter finished: the digest was taken (`finish()` already reset the hasher).
+    func releaseHashing(finished: Bool = false) {
         if let h = hashing {
             hashing = nil
-            worker.returnHasher(h.hasher)
+            worker.returnHasher(h.hasher, used: !finished && h.upstreamTag == nil)
         }
     }
 }

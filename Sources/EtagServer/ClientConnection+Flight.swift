@@ -23,7 +23,7 @@ final class Flight {
 extension ClientConnection {
     /// Joins a flight for the exchange's key, or starts one. Returns true when this exchange now waits.
     func joinFlight(upstreamHead: [UInt8]) -> Bool {
-        guard let key = read?.key, bodyDone else { return false }
+        guard settings.collapse, let key = read?.key, bodyDone else { return false }
         if let flight = worker.flights[key], flight.leader !== self {
             flight.waiters.append(self)
             waitingHead = upstreamHead

@@ -143,7 +143,7 @@ extension ClientConnection {
         }
         releaseUpstream(up, leftover: leftover)
         let result = TaggedResponse(head: head, body: h.body, tag: tag, ours: h.upstreamTag == nil, stored: stored)
-        releaseHashing()
+        releaseHashing(finished: true)
         settleFlight(result)
         respondTagged(result, collapsed: false)
     }
@@ -155,7 +155,9 @@ extension ClientConnection {
         var status = cacheStatusLine(status: r.head.status, stored: r.stored)
         if collapsed, status.count > 2 { status.insert(contentsOf: Array("; collapsed".utf8), at: status.count - 2) }
         var outcome = PreconditionOutcome.proceed
-        if let read, let method = request?.method, case .tags(let t) = EntityTagList.parse(r.tag), let current = t.first {
+        if let read, !read.conditions.isEmpty, let method = request?.method,
+            case .tags(let t) = EntityTagList.parse(r.tag), let current = t.first
+        {
             outcome = evaluatePreconditions(method: method, read.conditions, current: current)
         }
         switch outcome {

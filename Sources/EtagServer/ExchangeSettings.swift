@@ -14,6 +14,7 @@ struct ExchangeSettings: Sendable {
     let maxHashedBody: Int
     let etagMode: UpstreamETagMode
     let invalidateParent: Bool
+    let collapse: Bool
     let keyBuilder: CacheKeyBuilder
     let keyHeaders: [[UInt8]]
 
@@ -33,6 +34,7 @@ struct ExchangeSettings: Sendable {
         maxHashedBody = config.etag.maxBody
         etagMode = config.etag.upstream
         invalidateParent = config.cache.invalidateParent
+        collapse = config.cache.collapse
         keyBuilder = CacheKeyBuilder(origin: config.upstream.description, keyHeaders: config.cache.keyHeaders)
         keyHeaders = config.cache.keyHeaders.map { Array($0.utf8) }
     }

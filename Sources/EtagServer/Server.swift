@@ -124,7 +124,7 @@ final class NotModifiedFieldsMemo: @unchecked Sendable {
     func set(_ key: Digest20, _ value: [UInt8]) {
         lock.locked {
             if value.isEmpty {
-                fields.removeValue(forKey: key)
+                if !fields.isEmpty { fields.removeValue(forKey: key) }
                 return
             }
             if fields.count >= limit { fields.removeAll(keepingCapacity: true) }

@@ -173,8 +173,9 @@ final class Worker: @unchecked Sendable {
 
     func takeHasher() -> SHA1Hasher { idleHashers.popLast() ?? SHA1Hasher() }
 
-    func returnHasher(_ h: SHA1Hasher) {
-        h.reset()
+    /// - Parameter used: the hasher holds a partial digest (an exchange ended early) and must be reset.
+    func returnHasher(_ h: SHA1Hasher, used: Bool = true) {
+        if used { h.reset() }
         if idleHashers.count < 64 { idleHashers.append(h) }
     }
 
