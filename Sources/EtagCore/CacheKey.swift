@@ -35,15 +35,16 @@ public struct CacheKeyBuilder: Sendable {
         return uriDigest(host: req.hostRange.map { b[$0] } ?? b[0..<0], path: b[req.pathRange], hasher: hasher)
     }
 
-    /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields.
-    public func keyDigest(_ req: RequestHead, vary: [[UInt8]] = [], hasher: SHA1Hasher) -> Digest20 {
+    /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields; `path`
+    /// replaces the target (the Location a POST created).
+    public func keyDigest(_ req: RequestHead, vary: [[UInt8]] = [], path: [UInt8]? = nil, hasher: SHA1Hasher) -> Digest20 {
         let b = req.head.bytes
         hasher.update("k\0")
         hasher.update(origin)
         hasher.update("\0GET\0")
         if let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
         hasher.update("\0")
-        Self.update(hasher, b[req.pathRange])
+        if let path { hasher.update(path) } else { Self.update(hasher, b[req.pathRange]) }
         for name in keyHeaders { updateField(hasher, req.head, name) }
         if !vary.isEmpty {
             hasher.update("\0vary")

@@ -77,9 +77,10 @@ public struct ForwardingRules: Sendable {
     ///     which the upstream never issued).
     ///   - dropDateConditions: remove If-Modified-Since / If-Unmodified-Since (ignored when a tag condition is
     ///     present, RFC 9110 §13.1.3, §13.1.4).
+    ///   - bodyLength: the body is sent buffered with this Content-Length (instead of the request's framing).
     public func upstreamRequestHead(
         _ req: RequestHead, clientIP: [UInt8], asGet: Bool = false, dropTagConditions: Bool = false,
-        dropDateConditions: Bool = false
+        dropDateConditions: Bool = false, bodyLength: Int? = nil
     ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: block.bytes.count + 160)
@@ -115,17 +116,24 @@ public struct ForwardingRules: Sendable {
                 w.field(from: block, f)
             }
         }
-        switch req.framing {
-        case .length(let n):
-            w.append("Content-Length: ")
-            w.append(decimal: n)
-            w.append("\r\n")
-        case .chunked:
-            w.append("Transfer-Encoding: chunked\r\n")
-        case .none:
-            // RFC 9110 §8.6: a request that normally has content says so even when it is empty.
-            if req.method == .post || req.method == .put || req.method == .patch {
-                w.append("Content-Length: 0\r\n")
+        let sendsContent = req.method == .post || req.method == .put || req.method == .patch
+        if let n = bodyLength {
+            if n > 0 || sendsContent {
+                w.append("Content-Length: ")
+                w.append(decimal: n)
+                w.append("\r\n")
+            }
+        } else {
+            switch req.framing {
+            case .length(let n):
+                w.append("Content-Length: ")
+                w.append(decimal: n)
+                w.append("\r\n")
+            case .chunked:
+                w.append("Transfer-Encoding: chunked\r\n")
+            case .none:
+                // RFC 9110 §8.6: a request that normally has content says so even when it is empty.
+                if sendsContent { w.append("Content-Length: 0\r\n") }
             }
         }
         // X-Forwarded-For: earlier hops, then this client (one combined field).
@@ -134,6 +142,52 @@ public struct ForwardingRules: Sendable {
             w.append(block.bytes, r)
             w.append(", ")
         }
+        w.append(bytes: clientIP)
+        w.append("\r\nX-Forwarded-Proto: http\r\n")
+        if let h = req.hostRange {
+            w.append("X-Forwarded-Host: ")
+            w.append(block.bytes, h)
+            w.append("\r\n")
+        }
+        w.append("Via: ")
+        w.append(bytes: via)
+        w.append("\r\n\r\n")
+        return w.bytes
+    }
+
+    /// A GET of `path` (default: the request's target) that sees the representation the client saw: the
+    /// request's Host handling, its representation-selecting fields (Authorization, Cookie, Accept,
+    /// Accept-Encoding, Accept-Language), X-Forwarded-* and Via — the pre-fetch before a conditional write and
+    /// the re-fetch after it.
+    public func fetchHead(_ req: RequestHead, clientIP: [UInt8], path: [UInt8]? = nil) -> [UInt8] {
+        let block = req.head
+        var w = ByteWriter(capacity: 256)
+        w.append("GET ")
+        w.append(bytes: basePath)
+        if let path {
+            w.append(bytes: path)
+        } else if req.pathRange.isEmpty {
+            w.append("/")
+        } else {
+            w.append(block.bytes, req.pathRange)
+        }
+        w.append(" HTTP/1.1\r\nHost: ")
+        if preserveHost, let h = req.hostRange { w.append(block.bytes, h) } else { w.append(bytes: upstreamAuthority) }
+        w.append("\r\n")
+        block.bytes.withUnsafeBytes { b in
+            for f in block.fields {
+                let n = f.name
+                let selects: Bool
+                switch n.count {
+                case 6: selects = b.equalsLowercasePublic(n, "accept") || b.equalsLowercasePublic(n, "cookie")
+                case 13: selects = b.equalsLowercasePublic(n, "authorization")
+                case 15: selects = b.equalsLowercasePublic(n, "accept-encoding") || b.equalsLowercasePublic(n, "accept-language")
+                default: selects = false
+                }
+                if selects { w.field(from: block, f) }
+            }
+        }
+        w.append("X-Forwarded-For: ")
         w.append(bytes: clientIP)
         w.append("\r\nX-Forwarded-Proto: http\r\n")
         if let h = req.hostRange {

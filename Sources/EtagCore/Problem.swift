@@ -4,10 +4,18 @@ import EtagHTTP
 public struct Problem: Sendable, Equatable {
     public var status: Int
     public var detail: String
+    /// Extension members (RFC 9457 §3.2): name and a JSON string value, or nil for JSON null.
+    public var extensions: [(String, String?)]
 
-    public init(status: Int, detail: String) {
+    public init(status: Int, detail: String, extensions: [(String, String?)] = []) {
         self.status = status
         self.detail = detail
+        self.extensions = extensions
+    }
+
+    public static func == (a: Problem, b: Problem) -> Bool {
+        a.status == b.status && a.detail == b.detail && a.extensions.map(\.0) == b.extensions.map(\.0)
+            && a.extensions.map(\.1) == b.extensions.map(\.1)
     }
 
     /// `{"type":"about:blank","title":…,"status":…,"detail":…}`; "about:blank" means the title is the
@@ -20,7 +28,20 @@ public struct Problem: Sendable, Equatable {
         w.append(decimal: status)
         w.append(",\"detail\":\"")
         w.append(JSONString.escape(detail))
-        w.append("\"}\n")
+        w.append("\"")
+        for (name, value) in extensions {
+            w.append(",\"")
+            w.append(JSONString.escape(name))
+            w.append("\":")
+            if let value {
+                w.append("\"")
+                w.append(JSONString.escape(value))
+                w.append("\"")
+            } else {
+                w.append("null")
+            }
+        }
+        w.append("}\n")
         return w.bytes
     }
 
@@ -29,7 +50,7 @@ public struct Problem: Sendable, Equatable {
     ///   - close: send `Connection: close` (the connection is closed after it).
     ///   - date: the current IMF-fixdate.
     ///   - headOnly: a HEAD request gets the fields without the body.
-    public func response(close: Bool, date: [UInt8], headOnly: Bool = false) -> [UInt8] {
+    public func response(close: Bool, date: [UInt8], headOnly: Bool = false, extraFields: [UInt8] = []) -> [UInt8] {
         let b = body
         var w = ByteWriter(capacity: 256 + b.count)
         w.append("HTTP/1.1 ")
@@ -41,6 +62,7 @@ public struct Problem: Sendable, Equatable {
         w.append("\r\nDate: ")
         w.append(bytes: date)
         w.append("\r\nCache-Control: no-store\r\n")
+        w.append(bytes: extraFields)
         if close { w.append("Connection: close\r\n") }
         w.append("\r\n")
         if !headOnly { w.append(bytes: b) }

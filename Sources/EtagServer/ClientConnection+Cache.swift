@@ -103,7 +103,15 @@ extension ClientConnection {
 
     /// Stores the ETag of a 200 to a GET/HEAD unless the upstream forbids it. Returns whether it was stored.
     func storeInCache(_ digest: Digest20, response: ResponseHead) -> Bool {
-        guard let read, let req = request else { return false }
+        guard let read, request != nil else { return false }
+        guard storeTag(digest, key: read.key, generation: read.generation, response: response) else { return false }
+        worker.counters.add(.stored)
+        return true
+    }
+
+    /// Stores `digest` as the current tag of `key` (honouring no-store, private, Vary, max-age, no-cache).
+    func storeTag(_ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead) -> Bool {
+        guard let req = request else { return false }
         let d = ResponseCacheDirectives(response.head)
         // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.
         guard !d.noStore, !d.isPrivate, !d.varyStar else { return false }
@@ -111,10 +119,10 @@ extension ClientConnection {
         if let maxAge = d.maxAge { ttl = min(ttl, maxAge * 1000) }
         let now = SharedCache.now
         let entry = CacheEntry(
-            etag: digest, mustRevalidate: d.noCache || ttl <= 0, generation: read.generation, storedNs: now,
+            etag: digest, mustRevalidate: d.noCache || ttl <= 0, generation: generation, storedNs: now,
             expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000)
         let extra = d.vary.filter { !settings.keyHeaders.contains($0) }
-        var key = read.key
+        var key = primary
         var result: Bool?
         if extra.isEmpty {
             result = worker.cache.store(key: key, entry: entry)
@@ -128,7 +136,6 @@ extension ClientConnection {
             result = worker.cache.store(key: key, entry: entry)
         }
         guard let evicted = result else { return false }
-        worker.counters.add(.stored)
         if evicted { worker.counters.add(.evicted) }
         worker.notModifiedFields.set(key, ForwardingRules.notModifiedFields(response))
         return true

@@ -5,6 +5,7 @@ import EtagHTTP
 extension ClientConnection {
     /// Bytes from the upstream connection of the current exchange; returns how many were used.
     func upstreamBytes(_ up: UpstreamConnection, _ buf: UnsafeRawBufferPointer) -> Int {
+        if let g = guarded, g.stage == .prefetch || g.stage == .refetch { return fetchBytes(g, up, buf) }
         var off = 0
         if response == nil {
             while true {
@@ -83,8 +84,16 @@ extension ClientConnection {
         // ETags go on 200s to GET/HEAD and on 200/201 with a body to writes (never on errors, 204 or 1xx).
         let upstreamTag = ForwardingRules.upstreamETag(head)
         let keepTheirs = settings.etagMode == .keep && upstreamTag != nil
-        let tagged = read != nil ? head.status == 200 : ((head.status == 200 || head.status == 201) && head.framing != .none && head.framing != .length(0))
-        var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true))
+        let hasBody = head.framing != .none && head.framing != .length(0)
+        let tagged: Bool
+        if read != nil {
+            tagged = head.status == 200
+        } else if refetchPath(after: head) != nil {
+            tagged = true  // held until the re-fetch gives its tag
+        } else {
+            tagged = settings.etagAfterWrite == .body && (head.status == 200 || head.status == 201) && hasBody
+        }
+        var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true) || read == nil)
         if case .length(let n) = head.framing, n > UInt64(settings.maxHashedBody) {
             bufferIt = false  // too large to hold: streamed unchanged, without an ETag
         }
@@ -131,6 +140,14 @@ extension ClientConnection {
     /// The whole body is here: tag it, store the tag, answer 304 or 200 (RFC 9110 §13.2.2, §15.4.5).
     private func finishHashed(_ up: UpstreamConnection, leftover: Int) {
         guard let h = hashing, let head = response else { return }
+        if read == nil, let path = refetchPath(after: head) {
+            // concurrency.etag_after_write: refetch — the answer waits for the tag of the next GET.
+            let body = h.body
+            releaseHashing()
+            releaseUpstream(up, leftover: leftover)
+            writeAnswered(head, body: body, path: path)
+            return
+        }
         let tag: [UInt8]
         var stored = false
         if let theirs = h.upstreamTag {
@@ -229,8 +246,8 @@ extension ClientConnection {
     }
 
     /// Returns a cleanly finished upstream connection to the pool, or closes it.
-    private func releaseUpstream(_ up: UpstreamConnection, leftover: Int) {
-        let reusable = (response?.keepAlive ?? false) && bodyDone && leftover == 0 && !up.isClosing
+    func releaseUpstream(_ up: UpstreamConnection, leftover: Int, keepAlive: Bool? = nil) {
+        let reusable = (keepAlive ?? response?.keepAlive ?? false) && bodyDone && leftover == 0 && !up.isClosing
         upstream = nil
         upstreamPausedForClient = false
         if reusable {
@@ -247,6 +264,11 @@ extension ClientConnection {
     /// The upstream closed (error nil) or failed while this exchange used it.
     func upstreamEnded(_ up: UpstreamConnection, error: Int32?) {
         guard upstream === up else { return up.close() }
+        if let g = guarded, g.stage == .prefetch || g.stage == .refetch {
+            // A stale pooled connection: the GET is retried once on a fresh one.
+            if g.fetchHead == nil && retryOnFreshConnection(up) { return }
+            return fetchFailed("the upstream closed the connection during the \(g.stage == .prefetch ? "pre-fetch" : "re-fetch")")
+        }
         if response != nil {
             // RFC 9112 §6.3 item 8: a close-delimited body ends here; any other body is truncated.
             if error == nil && responseDecoder.finishAtClose() {
@@ -270,7 +292,7 @@ extension ClientConnection {
 
     /// A pooled connection that turns out closed is retried once on a new one, for idempotent requests
     /// without a body (RFC 9110 §9.2.2, RFC 9112 §9.3.1).
-    private func retryOnFreshConnection(_ up: UpstreamConnection) -> Bool {
+    func retryOnFreshConnection(_ up: UpstreamConnection) -> Bool {
         guard let head = retryHead, up.exchanges > 0, !up.receivedResponseBytes else { return false }
         retryHead = nil
         upstream = nil
@@ -283,6 +305,9 @@ extension ClientConnection {
     func upstreamUnreachable(_ up: UpstreamConnection, _ code: Int32) {
         guard upstream === up else { return }
         upstream = nil
+        if let g = guarded, g.stage == .prefetch || g.stage == .refetch {
+            return fetchFailed("the upstream is unreachable: \(UVError.name(code))")
+        }
         fail(502, "the upstream is unreachable: \(UVError.name(code))", keepAlive: true)
     }
 
@@ -291,6 +316,9 @@ extension ClientConnection {
         upstream = nil
         up.owner = nil
         up.close()
+        if let g = guarded, g.stage == .prefetch || g.stage == .refetch {
+            return fetchFailed("the upstream did not answer the \(g.stage == .prefetch ? "pre-fetch" : "re-fetch") in time", status: 504)
+        }
         if response != nil && hashing == nil {
             abort()
         } else if connecting {
@@ -357,6 +385,7 @@ extension ClientConnection {
             if statusSent == 0 { statusSent = 499 }
             worker.accessLog.record(self, aborted: true)
             leaveFlight()
+            releaseGuard()
             request = nil
         }
         close()

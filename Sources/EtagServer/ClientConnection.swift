@@ -8,7 +8,7 @@ import EtagHTTP
 /// Worker thread only. The upstream connection is referenced only while an exchange uses it.
 final class ClientConnection: TCPConnection {
     enum Phase { case head, body, awaitingResponse }
-    enum TimerPurpose { case header, keepalive, body, send, none }
+    enum TimerPurpose { case header, keepalive, body, send, leaseRetry, none }
 
     var phase = Phase.head
     private var scanOffset = 0
@@ -49,6 +49,8 @@ final class ClientConnection: TCPConnection {
     var waitingOn: Flight?
     var waitingHead: [UInt8]?
     var isFlightLeader = false
+    /// A checked, serialized write (PUT/PATCH/DELETE) or a POST awaiting its re-fetch.
+    var guarded: GuardedWrite?
 
     var settings: ExchangeSettings { worker.settings }
 
@@ -109,7 +111,11 @@ final class ClientConnection: TCPConnection {
                             fail(413, "request body larger than the limit")
                             return buf.count
                         }
-                        forwardBody(UnsafeRawBufferPointer(rebasing: buf[r]))
+                        if let g = guarded {
+                            g.body.append(contentsOf: buf[r])
+                        } else {
+                            forwardBody(UnsafeRawBufferPointer(rebasing: buf[r]))
+                        }
                         arm(.body, settings.timeouts.clientBody)
                     case .needMore:
                         return off
@@ -138,8 +144,13 @@ final class ClientConnection: TCPConnection {
         case .body:
             abort()
         case .awaitingResponse:
-            // The client half-closed after its request: answer, then close.
-            keepAliveAfter = false
+            if let g = guarded, g.stage == .lease || g.stage == .prefetch {
+                // A client that goes away before its write is sent cancels it.
+                abort()
+            } else {
+                // The client half-closed after its request: answer, then close.
+                keepAliveAfter = false
+            }
         }
     }
 
@@ -172,11 +183,14 @@ final class ClientConnection: TCPConnection {
             fail(408, "the request body was not received within the client body timeout")
         case .send:
             abort()
+        case .leaseRetry:
+            leaseMayBeFree()
         }
     }
 
     override func didClose() {
         leaveFlight()
+        releaseGuard()
         if let up = upstream {
             upstream = nil
             up.owner = nil
@@ -219,6 +233,8 @@ final class ClientConnection: TCPConnection {
         phase = bodyDone ? .awaitingResponse : .body
         arm(bodyDone ? .none : .body, settings.timeouts.clientBody)
         read = nil
+        guarded = nil
+        if beginGuardedWrite(head) { return }
         let isRead = head.method == .get || head.method == .head
         if isRead && answerFromCache(head) { return }
         upstreamMethod = isRead ? .get : head.method
@@ -263,6 +279,10 @@ final class ClientConnection: TCPConnection {
 
     private func requestBodyComplete() {
         bodyDone = true
+        if guarded != nil {
+            if timerPurpose == .body { arm(.none, 0) }
+            return startGuardedWrite()
+        }
         if request?.framing == .chunked, let up = upstream {
             ChunkedEncoder.last.withUnsafeBytes { up.send($0) }
         }
@@ -282,6 +302,7 @@ final class ClientConnection: TCPConnection {
     func endExchange() {
         worker.accessLog.record(self)
         leaveFlight()
+        releaseGuard()
         releaseHashing()
         read = nil
         request = nil

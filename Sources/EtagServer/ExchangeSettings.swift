@@ -15,6 +15,12 @@ struct ExchangeSettings: Sendable {
     let etagMode: UpstreamETagMode
     let invalidateParent: Bool
     let collapse: Bool
+    let concurrencyEnabled: Bool
+    let enforceIfMatch: Bool
+    let guardedMethods: [HTTPMethod]
+    let etagAfterWrite: ETagAfterWrite
+    let leaseTTL: Int
+    let leaseWait: Int
     let keyBuilder: CacheKeyBuilder
     let keyHeaders: [[UInt8]]
 
@@ -35,6 +41,20 @@ struct ExchangeSettings: Sendable {
         etagMode = config.etag.upstream
         invalidateParent = config.cache.invalidateParent
         collapse = config.cache.collapse
+        concurrencyEnabled = config.concurrency.enabled
+        enforceIfMatch = config.concurrency.enforceIfMatch
+        guardedMethods = config.concurrency.methods.compactMap {
+            switch $0 {
+            case "PUT": return .put
+            case "PATCH": return .patch
+            case "DELETE": return .delete
+            case "POST": return .post
+            default: return nil
+            }
+        }
+        etagAfterWrite = config.concurrency.etagAfterWrite
+        leaseTTL = config.concurrency.leaseTTL
+        leaseWait = config.concurrency.leaseWait
         keyBuilder = CacheKeyBuilder(origin: config.upstream.description, keyHeaders: config.cache.keyHeaders)
         keyHeaders = config.cache.keyHeaders.map { Array($0.utf8) }
     }

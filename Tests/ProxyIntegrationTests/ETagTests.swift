@@ -67,12 +67,33 @@ struct ETagTests {
     }
 
     @Test func writesThatAnswerWithABodyGetATag() throws {
-        let up = try TestUpstream { req in .respond(status: req.method == "POST" ? 201 : 200, headers: [("Location", "/persons/9")], body: req.body) }
-        let proxy = try ProxyHarness(upstream: up)
+        // etag_after_write: body — the write's own answer is hashed.
+        let up = try TestUpstream { req in .respond(status: req.method == "POST" ? 201 : 200, headers: [], body: req.body) }
+        let proxy = try ProxyHarness(upstream: up) { $0.concurrency.etagAfterWrite = .body }
         defer { proxy.stop() }
         let post = try proxy.request("POST /persons HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
         #expect(post.status == 201)
         #expect(post.header("ETag") == (try expectedETag(Array("{\"a\":1}".utf8))))
+    }
+
+    @Test func aCreatedResourceIsRefetchedFromItsLocation() throws {
+        // etag_after_write: refetch (default) — a 201 with a Location answers with the tag a GET of it returns.
+        let up = try TestUpstream { req in
+            req.method == "POST"
+                ? .respond(status: 201, headers: [("Location", "/persons/9")], body: Array("{\"ok\":true}".utf8))
+                : .respond(status: 200, headers: [], body: Array("person 9 at \(req.target)".utf8))
+        }
+        let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let post = try proxy.request("POST /persons HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
+        #expect(post.status == 201)
+        #expect(post.bodyText == "{\"ok\":true}")
+        let tag = try expectedETag(Array("person 9 at /persons/9".utf8))
+        #expect(post.header("ETag") == tag)
+        #expect(up.requests.map(\.method) == ["POST", "GET"])
+        // The next conditional GET of the Location is answered from the cache.
+        #expect(try proxy.request("GET /persons/9 HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tag)\r\n\r\n").status == 304)
+        #expect(up.requests.count == 2)
     }
 
     @Test func upstreamTagsAreReplacedOrKept() throws {

@@ -65,7 +65,8 @@ final class ProxyProcess {
         return process.terminationStatus
     }
 
-    var stderrText: String { String(decoding: stderrPipe.fileHandleForReading.availableData, as: UTF8.self) }
+    /// Everything the process wrote to stderr (call after it exited).
+    var stderrText: String { String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
 }
 
 @Suite("Lifecycle: start-up line, graceful shutdown with a request in flight", .serialized)

@@ -1,0 +1,313 @@
+import EtagCache
+import EtagCore
+import EtagHTTP
+
+/// A write checked against its resource's current representation (RFC 9110 §13.1.1, §13.2; RFC 6585 §3):
+/// body buffered, lease taken, pre-fetch hashed and compared, then the write, then the re-fetch whose ETag the
+/// client gets — all inside the lease, so concurrent writers to one resource are serialized.
+final class GuardedWrite {
+    enum Stage { case body, lease, prefetch, write, refetch }
+    var stage = Stage.body
+    var body: [UInt8] = []
+    let conditions: Conditions
+    /// Preconditions to evaluate (If-Match / If-None-Match present).
+    let checks: Bool
+    /// Serialized with a lease (PUT/PATCH/DELETE); false for a POST that is only re-fetched after a 201.
+    let leased: Bool
+    let uri: Digest20
+    var stripe = -1
+    var holdsLease = false
+    var queued = false
+    var waitStart: UInt64 = 0
+    var backoff = 1
+    // The pre-fetch or re-fetch in progress.
+    var fetchHead: ResponseHead?
+    var fetchDecoder = BodyDecoder(response: .none, maxTrailerSize: 0)
+    var fetchBody: [UInt8] = []
+    var fetchTooLarge = false
+    /// The upstream's answer to the write, held while the re-fetch runs.
+    var writeResponse: (head: ResponseHead, body: [UInt8])?
+    var refetchPath: [UInt8]?
+
+    init(conditions: Conditions, leased: Bool, uri: Digest20) {
+        self.conditions = conditions
+        self.checks = leased && !conditions.isEmpty
+        self.leased = leased
+        self.uri = uri
+    }
+}
+
+extension ClientConnection {
+    /// Starts a guarded write for PUT/PATCH/DELETE (`concurrency.methods`). Returns true when it took over the
+    /// exchange (including answering 428).
+    func beginGuardedWrite(_ head: RequestHead) -> Bool {
+        guard settings.concurrencyEnabled, settings.guardedMethods.contains(head.method) else { return false }
+        let conditions = Conditions(head.head)
+        // RFC 6585 §3: 428 when the origin requires conditional writes and none was sent. A create-only
+        // `If-None-Match: *` is a precondition too.
+        if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch != .any {
+            fail(428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
+                 keepAlive: bodyDone)
+            return true
+        }
+        let uri = settings.keyBuilder.uriDigest(head, hasher: worker.keyHasher)
+        guarded = GuardedWrite(conditions: conditions, leased: true, uri: uri)
+        if bodyDone { startGuardedWrite() }
+        return true
+    }
+
+    /// The request body is complete: wait for the resource's lease.
+    func startGuardedWrite() {
+        guard let g = guarded else { return }
+        g.stage = .lease
+        phase = .awaitingResponse
+        g.stripe = worker.cache.leaseStripe(uri: g.uri)
+        g.waitStart = worker.now
+        if worker.acquireLease(self, stripe: g.stripe) { leaseAcquired() }
+    }
+
+    /// Called by the worker when the lease may be free (released locally, or the retry timer fired).
+    func leaseMayBeFree() {
+        guard let g = guarded, g.stage == .lease, !isClosing else { return }
+        if worker.retryLease(self, stripe: g.stripe) {
+            leaseAcquired()
+        } else if worker.now - g.waitStart > UInt64(settings.leaseWait) {
+            worker.leaveLeaseQueue(self, stripe: g.stripe)
+            fail(503, "Another write to this resource is taking too long; retry later.", keepAlive: true)
+        } else {
+            g.backoff = min(g.backoff * 2, 50)
+            arm(.leaseRetry, g.backoff)
+        }
+    }
+
+    private func leaseAcquired() {
+        guard let g = guarded else { return }
+        g.holdsLease = true
+        if g.checks { startFetch(path: nil, stage: .prefetch) } else { sendGuardedWrite() }
+    }
+
+    private func startFetch(path: [UInt8]?, stage: GuardedWrite.Stage) {
+        guard let g = guarded, let req = request else { return }
+        g.stage = stage
+        g.fetchHead = nil
+        g.fetchBody = []
+        g.fetchTooLarge = false
+        response = nil
+        responseStarted = false
+        upstreamMethod = .get
+        let head = settings.rules.fetchHead(req, clientIP: peerIP, path: path)
+        retryHead = head
+        sendToUpstream(head)
+    }
+
+    /// Upstream bytes during a pre-fetch or re-fetch: the whole response is collected, then judged.
+    func fetchBytes(_ g: GuardedWrite, _ up: UpstreamConnection, _ buf: UnsafeRawBufferPointer) -> Int {
+        var off = 0
+        do {
+            while g.fetchHead == nil {
+                let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
+                switch try ResponseParser.parse(rest, requestMethod: .get, limits: settings.responseLimits) {
+                case .incomplete:
+                    return off
+                case .complete(let head, let used):
+                    off += used
+                    if head.status < 200 { continue }
+                    g.fetchHead = head
+                    g.fetchDecoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
+                }
+            }
+            while true {
+                let (event, next) = try g.fetchDecoder.next(buf, at: off)
+                off = next
+                switch event {
+                case .data(let r):
+                    if g.fetchBody.count + r.count > settings.maxHashedBody {
+                        g.fetchTooLarge = true
+                    } else {
+                        g.fetchBody.append(contentsOf: buf[r])
+                    }
+                case .needMore:
+                    up.arm(.response, settings.timeouts.upstream)
+                    return off
+                case .end:
+                    releaseUpstream(up, leftover: buf.count - off, keepAlive: g.fetchHead?.keepAlive ?? false)
+                    if g.stage == .prefetch { prefetchDone(g) } else { refetchDone(g) }
+                    return buf.count
+                }
+            }
+        } catch {
+            fetchFailed("invalid response from the upstream: \(error.detail)")
+            return buf.count
+        }
+    }
+
+    /// A pre-fetch or re-fetch failed (upstream gone, timed out, broken): a failed pre-fetch is answered 502/504
+    /// and the write is not sent; after a failed re-fetch the (successful) write is answered without an ETag.
+    func fetchFailed(_ detail: String, status: Int = 502) {
+        guard let g = guarded else { return }
+        if let up = upstream {
+            upstream = nil
+            up.owner = nil
+            up.close()
+        }
+        if g.stage == .refetch {
+            // The write succeeded: answer it, just without an ETag.
+            respondToWrite(tag: nil)
+        } else {
+            fail(status, detail, keepAlive: true)
+        }
+    }
+
+    private func currentTag(_ head: ResponseHead, _ body: [UInt8]) -> [UInt8] {
+        if settings.etagMode == .keep, let theirs = ForwardingRules.upstreamETag(head) { return theirs }
+        return worker.keyHasher.hash(body).quotedETag
+    }
+
+    /// RFC 9110 §13.2.1: preconditions are evaluated only when the answer without them would be 2xx or 412;
+    /// a 404/410 means no current representation; anything else is relayed and the write not sent.
+    private func prefetchDone(_ g: GuardedWrite) {
+        guard let head = g.fetchHead, let req = request else { return }
+        var current: EntityTag? = nil
+        var currentText: [UInt8]? = nil
+        switch head.status {
+        case 200..<300:
+            guard !g.fetchTooLarge else {
+                return fail(502, "the resource is larger than etag.max_body, so If-Match cannot be checked", keepAlive: true)
+            }
+            let tag = currentTag(head, g.fetchBody)
+            currentText = tag
+            if case .tags(let t) = EntityTagList.parse(tag) { current = t.first }
+        case 404, 410:
+            current = nil
+        default:
+            return relayFetched(head, g.fetchBody)
+        }
+        switch evaluatePreconditions(method: req.method, g.conditions, current: current) {
+        case .preconditionFailed, .notModified:
+            answer412(current: currentText)
+        case .proceed:
+            sendGuardedWrite()
+        }
+    }
+
+    /// 412 with the current tag, so the client knows what it lost to (RFC 9457 extension member `etag`).
+    private func answer412(current: [UInt8]?) {
+        let tag = current.map { String(decoding: $0, as: UTF8.self) }
+        let detail = tag == nil
+            ? "The resource does not exist (any more): GET the collection again before writing."
+            : "The resource has changed since you fetched it: GET it again and retry with its current ETag in If-Match."
+        let problem = Problem(status: 412, detail: detail, extensions: [("etag", tag)])
+        statusSent = 412
+        var extra: [UInt8] = []
+        if let current { extra = Array("ETag: ".utf8) + current + [13, 10] }
+        write(problem.response(close: !keepAliveAfter, date: worker.date, extraFields: extra))
+        endExchange()
+    }
+
+    /// A pre-fetch answered 401/403/3xx/5xx…: relayed as it is; the write is not sent.
+    private func relayFetched(_ head: ResponseHead, _ body: [UInt8]) {
+        statusSent = head.status
+        upstreamStatus = head.status
+        let bytes = settings.rules.clientResponseHead(
+            head, framing: .length(UInt64(body.count)), keepAlive: keepAliveAfter,
+            clientIsHTTP11: request?.isHTTP11 ?? true, date: worker.date, dropETag: settings.etagMode == .replace)
+        bodyBytesSent = UInt64(body.count)
+        bytes.withUnsafeBytes { hb in body.withUnsafeBytes { write(hb, $0) } }
+        endExchange()
+    }
+
+    private func sendGuardedWrite() {
+        guard let g = guarded, let req = request else { return }
+        g.stage = .write
+        response = nil
+        responseStarted = false
+        upstreamMethod = req.method
+        retryHead = nil
+        var bytes = settings.rules.upstreamRequestHead(
+            req, clientIP: peerIP, dropTagConditions: true, bodyLength: g.body.count)
+        bytes.append(contentsOf: g.body)
+        g.body = []
+        sendToUpstream(bytes)
+    }
+
+    /// Whether a write answer waits for a re-fetch (`concurrency.etag_after_write: refetch`).
+    func refetchPath(after head: ResponseHead) -> [UInt8]?? {
+        guard settings.etagAfterWrite == .refetch, let req = request, head.status >= 200, head.status < 300 else {
+            return nil
+        }
+        switch req.method {
+        case .delete:
+            return nil
+        case .post:
+            // A 201 with a same-origin Location: that is the new resource.
+            guard head.status == 201, let loc = head.head.firstValue("location") else { return nil }
+            let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
+            guard let path = CacheKeyBuilder.sameOriginPath(Array(head.head.bytes[loc]), host: host) else { return nil }
+            return .some(path)
+        default:
+            return .some(nil)
+        }
+    }
+
+    /// The write's answer is complete: re-fetch inside the lease, then answer with the new tag.
+    func writeAnswered(_ head: ResponseHead, body: [UInt8], path: [UInt8]?) {
+        if guarded == nil, let req = request {
+            guarded = GuardedWrite(conditions: Conditions(), leased: false, uri: settings.keyBuilder.uriDigest(req, hasher: worker.keyHasher))
+        }
+        guard let g = guarded else { return }
+        g.writeResponse = (head, body)
+        g.refetchPath = path
+        startFetch(path: path, stage: .refetch)
+    }
+
+    private func refetchDone(_ g: GuardedWrite) {
+        guard let head = g.fetchHead, let req = request else { return respondToWrite(tag: nil) }
+        guard head.status == 200, !g.fetchTooLarge else { return respondToWrite(tag: nil) }
+        let tag: [UInt8]
+        if settings.etagMode == .keep, let theirs = ForwardingRules.upstreamETag(head) {
+            tag = theirs
+        } else {
+            let digest = worker.keyHasher.hash(g.fetchBody)
+            tag = digest.quotedETag
+            worker.counters.add(.hashed200)
+            // The next GET finds this tag in the cache (stored after the write's invalidation).
+            let keys = settings.keyBuilder
+            let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
+            let path = g.refetchPath ?? Array(req.head.bytes[req.pathRange])
+            let uri = keys.uriDigest(host: host, path: path, hasher: worker.keyHasher)
+            let key = keys.keyDigest(req, path: g.refetchPath, hasher: worker.keyHasher)
+            if storeTag(digest, key: key, generation: worker.cache.generation(uri: uri), response: head) {
+                worker.counters.add(.stored)
+            }
+        }
+        respondToWrite(tag: tag)
+    }
+
+    /// Sends the upstream's answer to the write, with `tag` as its ETag when there is one.
+    func respondToWrite(tag: [UInt8]?) {
+        guard let (head, body) = guarded?.writeResponse else { return fail(502, "lost the write response") }
+        statusSent = head.status
+        upstreamStatus = head.status
+        var extra: [UInt8] = []
+        if let tag { extra = Array("ETag: ".utf8) + tag + [13, 10] }
+        let framing: ForwardingRules.ClientFraming = head.status == 204 ? .none : .length(UInt64(body.count))
+        let bytes = settings.rules.clientResponseHead(
+            head, framing: framing, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true,
+            date: worker.date, dropETag: settings.etagMode == .replace || tag != nil, extra: extra)
+        bodyBytesSent = UInt64(body.count)
+        bytes.withUnsafeBytes { hb in body.withUnsafeBytes { write(hb, $0) } }
+        endExchange()
+    }
+
+    /// Frees the lease (waking the next writer) or leaves the queue; idempotent.
+    func releaseGuard() {
+        guard let g = guarded else { return }
+        guarded = nil
+        if g.holdsLease {
+            g.holdsLease = false
+            worker.releaseLease(stripe: g.stripe)
+        } else if g.queued {
+            worker.leaveLeaseQueue(self, stripe: g.stripe)
+        }
+    }
+}
