@@ -1,0 +1,130 @@
+import EtagCache
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Concurrent writers holding the same valid ETag: exactly one wins, the rest get 412, and exactly one write
+/// reaches the upstream — across worker threads and across processes sharing the region.
+@Suite("Concurrent writers: one winner, no lost update", .serialized)
+struct ConcurrentWritersTests {
+    /// Sends the PUTs at once (one connection each, spread over `ports`), returns the statuses.
+    static func race(ports: [Int], count: Int, tag: String, round: Int) -> [Int] {
+        let statuses = Shared([Int]())
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            let body = "{\"round\":\(round),\"writer\":\(i)}"
+            let raw = "PUT /persons/1 HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let status = (try? RawClient(port: ports[i % ports.count], timeout: 20)).flatMap { c -> Int? in
+                defer { c.close() }
+                c.send(raw)
+                return c.response()?.status
+            } ?? 0
+            statuses.set(statuses.get + [status])
+        }
+        return statuses.get
+    }
+
+    static func currentTag(port: Int) throws -> String {
+        let c = try RawClient(port: port)
+        defer { c.close() }
+        c.send("GET /persons/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        guard let t = c.response()?.header("ETag") else { throw TestError("no ETag") }
+        return t
+    }
+
+    func check(_ statuses: [Int], _ round: Int) {
+        #expect(statuses.count == 20, "round \(round)")
+        #expect(statuses.filter { (200..<300).contains($0) }.count == 1, "round \(round): exactly one winner, got \(statuses.sorted())")
+        #expect(statuses.filter { $0 == 412 }.count == 19, "round \(round)")
+    }
+
+    @Test func twentyWritersAcrossTwoWorkers() throws {
+        let store = RecordingStore(["/persons/1": "{\"v\":0}"])
+        let up = try TestUpstream { req in .delay(req.method == "GET" ? 0 : 0.01, store.handle(req)) }
+        let proxy = try ProxyHarness(upstream: up) { $0.workers = 2 }
+        defer { proxy.stop() }
+        for round in 0..<10 {
+            let before = store.writeCount
+            let tag = try Self.currentTag(port: proxy.port)
+            check(Self.race(ports: [proxy.port], count: 20, tag: tag, round: round), round)
+            #expect(store.writeCount == before + 1, "round \(round): exactly one write at the upstream")
+        }
+    }
+
+    @Test func twentyWritersAcrossTwoProcesses() throws {
+        let store = RecordingStore(["/persons/1": "{\"v\":0}"])
+        let up = try TestUpstream { req in .delay(req.method == "GET" ? 0 : 0.01, store.handle(req)) }
+        defer { up.stop() }
+        let region = uniqueRegionName()
+        defer { SharedCache.unlink(name: region) }
+        let (pa, pb) = (try freePort(), try freePort())
+        func yaml(_ port: Int) -> String {
+            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 2\naccess_log: off\n"
+                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\n"
+        }
+        let a = try ProxyProcess(yaml: yaml(pa), port: pa)
+        let b = try ProxyProcess(yaml: yaml(pb), port: pb)
+        defer {
+            a.signal(SIGTERM)
+            b.signal(SIGTERM)
+            _ = a.waitForExit()
+            _ = b.waitForExit()
+        }
+        for round in 0..<10 {
+            let before = store.writeCount
+            let tag = try Self.currentTag(port: round % 2 == 0 ? pa : pb)
+            check(Self.race(ports: [pa, pb], count: 20, tag: tag, round: round), round)
+            #expect(store.writeCount == before + 1, "round \(round): exactly one write at the upstream")
+        }
+    }
+
+    @Test func aKilledOwnersLeaseExpiresAndTheNextWriteProceeds() throws {
+        // Writes to /slow hang at the upstream for 5 s, so the first writer still holds the lease when killed.
+        let up = try TestUpstream { req in
+            req.method == "PUT" && req.bodyText == "first" ? .delay(5, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("ok".utf8))
+        }
+        defer { up.stop() }
+        let region = uniqueRegionName()
+        defer { SharedCache.unlink(name: region) }
+        let (pa, pb) = (try freePort(), try freePort())
+        func yaml(_ port: Int) -> String {
+            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 1\naccess_log: off\n"
+                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\nconcurrency:\n  lease_ttl: 1s\n"
+        }
+        let a = try ProxyProcess(yaml: yaml(pa), port: pa)
+        let b = try ProxyProcess(yaml: yaml(pb), port: pb)
+        defer {
+            b.signal(SIGTERM)
+            _ = b.waitForExit()
+        }
+        let first = try RawClient(port: pa)
+        defer { first.close() }
+        first.send("PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nfirst")
+        Thread.sleep(forTimeInterval: 0.3)  // A now holds /slow's lease, waiting on the upstream
+        a.signal(SIGKILL)
+        _ = a.waitForExit()
+        let start = Date()
+        let r = try RawRequest.send(port: pb, "PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nsecond")
+        let waited = Date().timeIntervalSince(start)
+        #expect(r.status == 200)
+        #expect(waited < 3, "the dead owner's lease expired (lease_ttl 1s)")
+        #expect(waited > 0.3, "it was still held when B asked")
+    }
+
+    @Test func getsAreNeverBlockedByAWrite() throws {
+        let up = try TestUpstream { req in
+            req.method == "PUT" ? .delay(1.0, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("r".utf8))
+        }
+        let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let writer = try proxy.connect()
+        defer { writer.close() }
+        writer.send("PUT /busy HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+        Thread.sleep(forTimeInterval: 0.1)
+        let start = Date()
+        #expect(try proxy.request("GET /busy HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
+        #expect(Date().timeIntervalSince(start) < 0.5)
+    }
+}
