@@ -5,7 +5,8 @@ let package = Package(
     name: "etag-proxy",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "etag-proxy", targets: ["etag-proxy"])
+        .executable(name: "etag-proxy", targets: ["etag-proxy"]),
+        .executable(name: "etag-demo-api", targets: ["etag-demo-api"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,11 @@ let package = Package(
                 "EtagServer", "EtagConfig", "EtagCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // The bundled demo: a legacy persons API without ETags, on the project's own HTTP parser.
+        .executableTarget(
+            name: "etag-demo-api",
+            dependencies: ["EtagHTTP", "EtagCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),

@@ -6,6 +6,12 @@ public struct HTTPMessage: CustomStringConvertible {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
+    public init(startLine: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.startLine = startLine
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
