@@ -53,12 +53,25 @@ http {{
     return path
 
 
-def wrk(port, path, duration, conns, header=None):
+WRITE_SCRIPT = """
+local tag = os.getenv("TAG")
+request = function()
+  local path = "/w/" .. math.random(1, 100000)
+  local headers = {["Host"] = "127.0.0.1", ["Content-Type"] = "application/json"}
+  if tag ~= nil and tag ~= "" then headers["If-Match"] = tag end
+  return wrk.format("PUT", path, headers, '{"x": 1}')
+end
+"""
+
+
+def wrk(port, path, duration, conns, header=None, script=None, env=None):
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
     if header:
         cmd += ["-H", header]
+    if script:
+        cmd += ["-s", script]
     out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
-                         timeout=duration + 30).stdout
+                         timeout=duration + 30, env={**os.environ, **(env or {})}).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -82,7 +95,7 @@ def main():
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--sizes", default="1k,64k,1m")
-    ap.add_argument("--scenarios", default="get,304")
+    ap.add_argument("--scenarios", default="get,304,write")
     ap.add_argument("--binary", default=".build/release/etag-proxy")
     a = ap.parse_args()
 
@@ -119,7 +132,10 @@ def main():
         # The upstream: no ETag on 18081 (what etag-proxy is for); nginx's own ETag on 18085 (so nginx's
         # proxy_cache has a validator to answer 304 with).
         up = nginx_conf(d, "upstream", f"""
-          server {{ listen 127.0.0.1:18081; etag off; root {d}/www; location / {{ default_type application/json; }} }}
+          server {{ listen 127.0.0.1:18081; etag off; root {d}/www; location / {{ default_type application/json; }}
+            location /w/ {{ default_type application/json;
+              if ($request_method = PUT) {{ return 200 '{{"ok":true}}'; }}
+              rewrite ^ /1k.json break; }} }}
           server {{ listen 127.0.0.1:18085; etag on; root {d}/www; location / {{ default_type application/json; }} }}""")
         px = nginx_conf(d, "proxy", f"""
           upstream api {{ server 127.0.0.1:18081; keepalive 256; }}
@@ -157,15 +173,27 @@ def main():
                     "etag-proxy (304 from cache)": (18083, etag.pid, f"If-None-Match: {ours}"),
                     "nginx proxy_cache": (18084, nginx.pid, f"If-None-Match: {theirs}"),
                     "nginx 304 itself": (18085, None, f"If-None-Match: {theirs}")})
+        if "write" in a.scenarios:
+            # PUT with a valid If-Match to random /w/N (every GET of them is the same 1 KiB JSON, every PUT
+            # answers {"ok":true}): pre-fetch + write + re-fetch through etag-proxy vs the PUT sent straight.
+            with open(f"{d}/write.lua", "w") as f:
+                f.write(WRITE_SCRIPT)
+            tag = etag_of(18083, "/w/1")
+            # The same PUT without If-Match (nginx would evaluate it against its own validators) to the peers.
+            scenarios["PUT If-Match"] = ("/", {
+                "etag-proxy (checked write)": (18083, etag.pid, None, f"{d}/write.lua", {"TAG": tag}),
+                "direct upstream": (18081, None, None, f"{d}/write.lua", {"TAG": ""}),
+                "nginx proxy (unchecked)": (18082, nginx.pid, None, f"{d}/write.lua", {"TAG": ""})})
         res = {(sc, t): [] for sc, (_, ts) in scenarios.items() for t in ts}
         for r in range(a.rounds):
             for sc, (path, targets) in scenarios.items():
                 order = list(targets)
                 k = r % len(order)
                 for t in order[k:] + order[:k]:
-                    port, pid, header = targets[t]
+                    port, pid, header, *extra = targets[t]
+                    script, env = extra if extra else (None, None)
                     c0 = cpu_seconds(pid) if pid else 0
-                    rps, total, p99, err = wrk(port, path, a.duration, a.connections, header)
+                    rps, total, p99, err = wrk(port, path, a.duration, a.connections, header, script, env)
                     cpu = (cpu_seconds(pid) - c0) / total * 1e6 if pid else 0
                     res[(sc, t)].append((rps, p99, cpu))
                     print(f"round {r+1} {sc:>8} {t:<28} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
@@ -183,7 +211,8 @@ def main():
                 ratio = cpu_ratio = ""
                 if t == names[0]:
                     ratio = "**%.2f**" % statistics.median(e[0] / n[0] for e, n in zip(rows, peer))
-                    cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, peer))
+                    if all(n[2] > 0 for n in peer):
+                        cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, peer))
                 cpu_text = f"{cpu:.1f}" if targets[t][1] else "—"
                 print(f"| {sc} | {t} | {rps:.0f} | {p99:.2f} | {cpu_text} | {ratio} | {cpu_ratio} |")
     finally:
