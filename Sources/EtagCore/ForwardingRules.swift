@@ -136,9 +136,16 @@ public struct ForwardingRules: Sendable {
                 if sendsContent { w.append("Content-Length: 0\r\n") }
             }
         }
-        // X-Forwarded-For: earlier hops, then this client (one combined field).
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff)
+        return w.bytes
+    }
+
+    /// X-Forwarded-For (earlier hops, then this client, one combined field), X-Forwarded-Proto,
+    /// X-Forwarded-Host, Via, and the empty line that ends the head.
+    private func appendForwarded(_ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>]) {
+        let block = req.head
         w.append("X-Forwarded-For: ")
-        for r in xff {
+        for r in earlierHops {
             w.append(block.bytes, r)
             w.append(", ")
         }
@@ -152,7 +159,6 @@ public struct ForwardingRules: Sendable {
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n\r\n")
-        return w.bytes
     }
 
     /// A GET of `path` (default: the request's target) that sees the representation the client saw: the
@@ -187,17 +193,7 @@ public struct ForwardingRules: Sendable {
                 if selects { w.field(from: block, f) }
             }
         }
-        w.append("X-Forwarded-For: ")
-        w.append(bytes: clientIP)
-        w.append("\r\nX-Forwarded-Proto: http\r\n")
-        if let h = req.hostRange {
-            w.append("X-Forwarded-Host: ")
-            w.append(block.bytes, h)
-            w.append("\r\n")
-        }
-        w.append("Via: ")
-        w.append(bytes: via)
-        w.append("\r\n\r\n")
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: [])
         return w.bytes
     }
 

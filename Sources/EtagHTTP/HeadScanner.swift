@@ -132,4 +132,21 @@ enum HeadScanner {
         }
         return value
     }
+
+    /// The tokens of a Connection field (RFC 9110 §7.6.1): "close", "keep-alive", and the names of other
+    /// hop-by-hop fields.
+    static func connectionTokens(
+        _ b: UnsafeRawBufferPointer, _ value: Range<Int>, close: inout Bool, keepAlive: inout Bool,
+        options: inout [Range<Int>]
+    ) {
+        for t in listElements(b, value) {
+            if b.equalsLowercase(t, "close") {
+                close = true
+            } else if b.equalsLowercase(t, "keep-alive") {
+                keepAlive = true
+            } else {
+                options.append(t)
+            }
+        }
+    }
 }

@@ -80,15 +80,7 @@ public enum RequestParser {
             case 17 where b.equalsLowercase(nm, "transfer-encoding"):
                 teElements += HeadScanner.listElements(b, f.value)
             case 10 where b.equalsLowercase(nm, "connection"):
-                for t in HeadScanner.listElements(b, f.value) {
-                    if b.equalsLowercase(t, "close") {
-                        closeToken = true
-                    } else if b.equalsLowercase(t, "keep-alive") {
-                        keepAliveToken = true
-                    } else {
-                        options.append(t)
-                    }
-                }
+                HeadScanner.connectionTokens(b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
             case 6 where b.equalsLowercase(nm, "expect"):
                 // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
                 if b.equalsLowercase(f.value, "100-continue") {

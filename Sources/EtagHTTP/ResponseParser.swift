@@ -87,15 +87,7 @@ public enum ResponseParser {
             case 17 where b.equalsLowercase(nm, "transfer-encoding"):
                 teElements += HeadScanner.listElements(b, f.value)
             case 10 where b.equalsLowercase(nm, "connection"):
-                for t in HeadScanner.listElements(b, f.value) {
-                    if b.equalsLowercase(t, "close") {
-                        closeToken = true
-                    } else if b.equalsLowercase(t, "keep-alive") {
-                        keepAliveToken = true
-                    } else {
-                        options.append(t)
-                    }
-                }
+                HeadScanner.connectionTokens(b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
             default:
                 break
             }

@@ -57,21 +57,9 @@ struct ConcurrentWritersTests {
         let store = RecordingStore(["/persons/1": "{\"v\":0}"])
         let up = try TestUpstream { req in .delay(req.method == "GET" ? 0 : 0.01, store.handle(req)) }
         defer { up.stop() }
-        let region = uniqueRegionName()
-        defer { SharedCache.unlink(name: region) }
-        let (pa, pb) = (try freePort(), try freePort())
-        func yaml(_ port: Int) -> String {
-            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 2\naccess_log: off\n"
-                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\n"
-        }
-        let a = try ProxyProcess(yaml: yaml(pa), port: pa)
-        let b = try ProxyProcess(yaml: yaml(pb), port: pb)
-        defer {
-            a.signal(SIGTERM)
-            b.signal(SIGTERM)
-            _ = a.waitForExit()
-            _ = b.waitForExit()
-        }
+        let pair = try ProcessPair(upstreamPort: up.port)
+        defer { pair.stop() }
+        let (pa, pb) = (pair.a.port, pair.b.port)
         for round in 0..<10 {
             let before = store.writeCount
             let tag = try Self.currentTag(port: round % 2 == 0 ? pa : pb)
@@ -86,19 +74,9 @@ struct ConcurrentWritersTests {
             req.method == "PUT" && req.bodyText == "first" ? .delay(5, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }
         defer { up.stop() }
-        let region = uniqueRegionName()
-        defer { SharedCache.unlink(name: region) }
-        let (pa, pb) = (try freePort(), try freePort())
-        func yaml(_ port: Int) -> String {
-            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 1\naccess_log: off\n"
-                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\nconcurrency:\n  lease_ttl: 1s\n"
-        }
-        let a = try ProxyProcess(yaml: yaml(pa), port: pa)
-        let b = try ProxyProcess(yaml: yaml(pb), port: pb)
-        defer {
-            b.signal(SIGTERM)
-            _ = b.waitForExit()
-        }
+        let pair = try ProcessPair(upstreamPort: up.port, workers: 1, extraYAML: "concurrency:\n  lease_ttl: 1s\n")
+        defer { pair.stop() }
+        let (a, pa, pb) = (pair.a, pair.a.port, pair.b.port)
         let first = try RawClient(port: pa)
         defer { first.close() }
         first.send("PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nfirst")

@@ -149,21 +149,9 @@ struct SharedCacheProxyTests {
             return .respond(status: 200, headers: [], body: Array(content.get.utf8))
         }
         defer { up.stop() }
-        let region = uniqueRegionName()
-        defer { SharedCache.unlink(name: region) }
-        let (pa, pb) = (try freePort(), try freePort())
-        func yaml(_ port: Int) -> String {
-            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 2\naccess_log: off\n"
-                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\n"
-        }
-        let a = try ProxyProcess(yaml: yaml(pa), port: pa)
-        let b = try ProxyProcess(yaml: yaml(pb), port: pb)
-        defer {
-            a.signal(SIGTERM)
-            b.signal(SIGTERM)
-            _ = a.waitForExit()
-            _ = b.waitForExit()
-        }
+        let pair = try ProcessPair(upstreamPort: up.port)
+        defer { pair.stop() }
+        let (pa, pb) = (pair.a.port, pair.b.port)
         let tag = try #require(try RawRequest.send(port: pa, "GET /shared HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
         let viaB = try RawRequest.send(port: pb, "GET /shared HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tag)\r\n\r\n")
         #expect(viaB.status == 304, "stored through A, answered through B")

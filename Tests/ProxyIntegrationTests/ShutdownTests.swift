@@ -1,3 +1,4 @@
+import EtagCache
 import Foundation
 import Testing
 import TestSupport
@@ -67,6 +68,33 @@ final class ProxyProcess {
 
     /// Everything the process wrote to stderr (call after it exited).
     var stderrText: String { String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+}
+
+/// Two etag-proxy processes in front of one upstream, sharing one cache region (`a` and `b`).
+final class ProcessPair {
+    let a: ProxyProcess
+    let b: ProxyProcess
+    let region = uniqueRegionName()
+
+    init(upstreamPort: Int, workers: Int = 2, extraYAML: String = "") throws {
+        let (pa, pb) = (try freePort(), try freePort())
+        let region = self.region
+        func yaml(_ port: Int) -> String {
+            "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(upstreamPort)\nworkers: \(workers)\naccess_log: off\n"
+                + "cache:\n  name: \(region.dropFirst())\n  size: 1MiB\n" + extraYAML
+        }
+        a = try ProxyProcess(yaml: yaml(pa), port: pa)
+        b = try ProxyProcess(yaml: yaml(pb), port: pb)
+    }
+
+    /// Stops both (by PID) and removes the region's name.
+    func stop() {
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        _ = a.waitForExit()
+        _ = b.waitForExit()
+        SharedCache.unlink(name: region)
+    }
 }
 
 @Suite("Lifecycle: start-up line, graceful shutdown with a request in flight", .serialized)
