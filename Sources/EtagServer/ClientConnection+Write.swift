@@ -222,11 +222,13 @@ extension ClientConnection {
         response = nil
         responseStarted = false
         upstreamMethod = req.method
-        retryHead = nil
         var bytes = settings.rules.upstreamRequestHead(
             req, clientIP: peerIP, dropTagConditions: true, bodyLength: g.body.count)
         bytes.append(contentsOf: g.body)
         g.body = []
+        // The whole request is at hand: an idempotent one (PUT, DELETE) is replayed once if a pooled connection
+        // turns out closed before any answer (RFC 9110 §9.2.2).
+        retryHead = req.method.isIdempotent ? bytes : nil
         sendToUpstream(bytes)
     }
 

@@ -240,8 +240,9 @@ final class ClientConnection: TCPConnection {
         upstreamMethod = isRead ? .get : head.method
         let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false
         let upstreamHead = settings.rules.upstreamRequestHead(
-            head, clientIP: peerIP, asGet: head.method == .head, dropTagConditions: isRead,
-            dropDateConditions: tagConditions)
+            head, clientIP: peerIP, asGet: head.method == .head,
+            // The upstream never issued the proxy's tags: it never sees them in a condition (unless they are its own).
+            dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions)
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
         retryHead = (head.framing == .none && head.method.isIdempotent) ? upstreamHead : nil
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }

@@ -117,8 +117,9 @@ struct IfMatchTests {
         proxy.stop()
         let (off, offStore) = try setUp { $0.concurrency.enabled = false }
         defer { off.stop() }
-        #expect(try put(off, "If-Match: \"stale\"\r\n").status == 200, "concurrency.enabled: false forwards as is")
+        #expect(try put(off, "If-Match: \"stale\"\r\n").status == 200, "concurrency.enabled: false sends the write")
         #expect(offStore.writeCount == 1)
+        #expect(off.upstream.requests.last?.header("If-Match") == nil, "the proxy's tags never reach the upstream")
         #expect(store.writeCount == 1)
     }
 
