@@ -263,6 +263,12 @@ public struct ForwardingRules: Sendable {
         case .none, .untilClose:
             break
         }
+        appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
+        return w.bytes
+    }
+
+    /// Via, the `extra` lines, the persistence field (RFC 9112 §9.3) and the empty line ending a response head.
+    private func appendResponseTail(_ w: inout ByteWriter, extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool) {
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n")
@@ -273,7 +279,6 @@ public struct ForwardingRules: Sendable {
             w.append("Connection: keep-alive\r\n")
         }
         w.append("\r\n")
-        return w.bytes
     }
 
     /// The fields of a 200 that its 304 repeats besides ETag and Date (RFC 9110 §15.4.5): Cache-Control,
@@ -309,16 +314,7 @@ public struct ForwardingRules: Sendable {
         w.append(bytes: date)
         w.append("\r\n")
         w.append(bytes: fields)
-        w.append("Via: ")
-        w.append(bytes: via)
-        w.append("\r\n")
-        w.append(bytes: extra)
-        if !keepAlive {
-            w.append("Connection: close\r\n")
-        } else if !clientIsHTTP11 {
-            w.append("Connection: keep-alive\r\n")
-        }
-        w.append("\r\n")
+        appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
         return w.bytes
     }
 
