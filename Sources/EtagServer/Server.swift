@@ -74,7 +74,7 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Blocks until every worker thread has ended.
+    /// Blocks until every worker thread has ended (call from one thread; a second call returns at once).
     public func wait() {
         for w in workers { w.join() }
     }

@@ -98,8 +98,12 @@ final class Worker: @unchecked Sendable {
         thread = t
     }
 
+    /// Waits for the thread to end; a second call returns at once.
     func join() {
-        if let t = thread { pthread_join(t, nil) }
+        if let t = thread {
+            thread = nil
+            pthread_join(t, nil)
+        }
     }
 
     /// Asks the worker to drain and stop; safe from any thread.
