@@ -23,19 +23,19 @@ public struct Problem: Sendable, Equatable {
     public var body: [UInt8] {
         var w = ByteWriter(capacity: 160)
         w.append("{\"type\":\"about:blank\",\"title\":\"")
-        w.append(ReasonPhrase.of(status))
+        w.append(string: ReasonPhrase.of(status))
         w.append("\",\"status\":")
         w.append(decimal: status)
         w.append(",\"detail\":\"")
-        w.append(JSONString.escape(detail))
+        w.append(string: JSONString.escape(detail))
         w.append("\"")
         for (name, value) in extensions {
             w.append(",\"")
-            w.append(JSONString.escape(name))
+            w.append(string: JSONString.escape(name))
             w.append("\":")
             if let value {
                 w.append("\"")
-                w.append(JSONString.escape(value))
+                w.append(string: JSONString.escape(value))
                 w.append("\"")
             } else {
                 w.append("null")
@@ -56,7 +56,7 @@ public struct Problem: Sendable, Equatable {
         w.append("HTTP/1.1 ")
         w.append(decimal: status)
         w.append(" ")
-        w.append(ReasonPhrase.of(status))
+        w.append(string: ReasonPhrase.of(status))
         w.append("\r\nContent-Type: application/problem+json\r\nContent-Length: ")
         w.append(decimal: b.count)
         w.append("\r\nDate: ")

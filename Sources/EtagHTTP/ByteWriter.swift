@@ -11,7 +11,8 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    @inline(__always) public mutating func append(_ s: String) {
+    /// Appends a runtime string (literals go to the `StaticString` overload, which copies without decoding).
+    @inline(__always) public mutating func append(string s: String) {
         bytes.append(contentsOf: s.utf8)
     }
 

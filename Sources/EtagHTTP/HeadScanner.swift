@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Finding the end of a head and splitting its field lines (RFC 9112 §2.2, §5).
 enum HeadScanner {
     /// Index just past the empty line that ends the head starting at `start`, or nil if it has not arrived.
@@ -6,13 +10,15 @@ enum HeadScanner {
     static func findEnd(_ buf: UnsafeRawBufferPointer, start: Int, from: Int) -> Int? {
         var i = max(from, start)
         let n = buf.count
+        guard let base = buf.baseAddress else { return nil }
         while i < n {
-            if buf[i] == 0x0A {
-                // Is the line after this LF empty?
-                if i + 1 < n, buf[i + 1] == 0x0A { return i + 2 }
-                if i + 2 < n, buf[i + 1] == 0x0D, buf[i + 2] == 0x0A { return i + 3 }
-                if i + 1 >= n || (i + 2 >= n && buf[i + 1] == 0x0D) { return nil }
-            }
+            // memchr finds each LF with SIMD; only LFs need a look.
+            guard let p = memchr(base + i, 0x0A, n - i) else { return nil }
+            i = base.distance(to: UnsafeRawPointer(p))
+            // Is the line after this LF empty?
+            if i + 1 < n, buf[i + 1] == 0x0A { return i + 2 }
+            if i + 2 < n, buf[i + 1] == 0x0D, buf[i + 2] == 0x0A { return i + 3 }
+            if i + 1 >= n || (i + 2 >= n && buf[i + 1] == 0x0D) { return nil }
             i += 1
         }
         return nil

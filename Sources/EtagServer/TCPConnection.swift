@@ -6,7 +6,7 @@ internal import CLibUV
 /// Ownership: created on a worker thread and touched only there. `Unmanaged.passRetained(self)` is stored in
 /// both handles' `data`; the retain is released once, when the second of the two close callbacks has run.
 class TCPConnection {
-    unowned let worker: Worker
+    unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     let timer: UnsafeMutablePointer<uv_timer_t>
     var input = InputBuffer()

@@ -1,6 +1,6 @@
 /// Idle keep-alive upstream connections of one worker, most recently used first. Worker thread only.
 final class UpstreamPool {
-    unowned let worker: Worker
+    unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
     private var idle: [UpstreamConnection] = []
 
     init(worker: Worker) {

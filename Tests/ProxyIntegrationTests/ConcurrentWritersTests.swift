@@ -21,7 +21,7 @@ struct ConcurrentWritersTests {
                 c.send(raw)
                 return c.response()?.status
             } ?? 0
-            statuses.set(statuses.get + [status])
+            statuses.update { $0.append(status) }
         }
         return statuses.get
     }

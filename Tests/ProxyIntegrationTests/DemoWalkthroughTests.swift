@@ -26,7 +26,7 @@ struct DemoWalkthroughTests {
         demo.executableURL = URL(fileURLWithPath: try proxyBinary()).deletingLastPathComponent().appendingPathComponent("etag-demo-api")
         demo.arguments = ["--listen", "127.0.0.1:\(apiPort)"]
         demo.standardError = FileHandle.nullDevice
-        try demo.run()
+        try processLaunchLock.withLock { try demo.run() }
         defer {
             kill(demo.processIdentifier, SIGTERM)
             demo.waitUntilExit()

@@ -19,11 +19,29 @@ func proxyBinary() throws -> String {
     throw TestError("etag-proxy binary not found near \(exe); run `swift build` first")
 }
 
-/// A free loopback port (bound and released).
+/// A free loopback port for a proxy process, outside the kernel's ephemeral range (32768–60999 here), and
+/// never the same twice in one test run: in-process servers bind port 0 (an ephemeral port), and two
+/// SO_REUSEPORT listeners of one user may share a port, so a port handed out here must never be one a parallel
+/// test could get from the kernel.
 func freePort() throws -> Int {
-    let (fd, port) = try Sockets.listen()
-    close(fd)
-    return port
+    while true {
+        let port = nextPort.update { $0 += 1 } - 1
+        guard port < 32000 else { throw TestError("out of test ports") }
+        if let (fd, _) = try? Sockets.listen(port: port) {
+            close(fd)
+            return port
+        }
+    }
+}
+
+private let nextPort = Counter(Int.random(in: 20000..<24000))
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int
+    init(_ v: Int) { value = v }
+    /// Applies `change` and returns the new value.
+    func update(_ change: (inout Int) -> Void) -> Int { lock.withLock { change(&value); return value } }
 }
 
 /// An etag-proxy process started with a config file; stopped by PID.
@@ -40,7 +58,7 @@ final class ProxyProcess {
         process.arguments = ["--config", file.path] + extraArgs
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try processLaunchLock.withLock { try process.run() }
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if let fd = try? Sockets.connect(port: port) {

@@ -56,8 +56,8 @@ struct SingleFlightTests {
     @Test func whenTheLeaderFailsTheWaitersAskForThemselves() throws {
         let count = Shared(0)
         let up = try TestUpstream { _ in
-            let n = count.get
-            count.set(n + 1)
+            var n = 0
+            count.update { n = $0; $0 += 1 }
             return n == 0 ? .delay(0.2, .respond(status: 503, headers: [], body: Array("busy".utf8)))
                 : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }

@@ -29,7 +29,12 @@ public final class ProxyHarness: @unchecked Sendable {
         try server.start()
     }
 
+    private var stopped = false
+
+    /// Stops the proxy and the upstream (idempotent).
     public func stop() {
+        guard !stopped else { return }
+        stopped = true
         server.stop()
         server.wait()
         upstream.stop()
@@ -90,7 +95,7 @@ public func runProcess(_ path: String, _ args: [String], environment: [String: S
     let err = Pipe()
     p.standardOutput = out
     p.standardError = err
-    try p.run()
+    try processLaunchLock.withLock { try p.run() }
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()

@@ -51,8 +51,11 @@ public final class TestUpstream: @unchecked Sendable {
     public var requests: [HTTPMessage] { lock.withLock { _requests } }
     public var connections: Int { lock.withLock { _connections } }
 
+    /// Stops listening and ends every connection. Idempotent: closing a descriptor twice could close one that a
+    /// parallel test opened meanwhile under the same number.
     public func stop() {
         lock.withLock {
+            guard !stopped else { return }
             stopped = true
             shutdown(listenFD, Int32(SHUT_RDWR))
             close(listenFD)
