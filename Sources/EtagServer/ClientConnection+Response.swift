@@ -91,7 +91,9 @@ extension ClientConnection {
         } else if refetchPath(after: head) != nil {
             tagged = true  // held until the re-fetch gives its tag
         } else {
-            tagged = settings.etagAfterWrite == .body && (head.status == 200 || head.status == 201) && hasBody
+            // A write's own answer is hashed with etag_after_write: body, and also when there is nothing to
+            // re-fetch (a POST's 201 without a Location).
+            tagged = settings.etagAfterWrite != .none && (head.status == 200 || head.status == 201) && hasBody
         }
         var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true) || read == nil)
         if case .length(let n) = head.framing, n > UInt64(settings.maxHashedBody) {

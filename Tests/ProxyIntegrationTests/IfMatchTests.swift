@@ -156,7 +156,7 @@ struct IfMatchTests {
     @Test func aPrefetchAnswered401IsRelayedAndTheWriteNotSent() throws {
         let writes = Shared(0)
         let up = try TestUpstream { req in
-            if req.method != "GET" { writes.set(writes.get + 1) }
+            if req.method != "GET" { writes.update { $0 += 1 } }
             return req.method == "GET" ? .respond(status: 401, headers: [("WWW-Authenticate", "Bearer")], body: Array("who?".utf8))
                 : .respond(status: 200, headers: [], body: [])
         }
@@ -181,5 +181,41 @@ struct IfMatchTests {
         let n = up.requests.count
         #expect(try proxy.request("GET /f HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(t)\r\n\r\n").status == 304)
         #expect(up.requests.count == n)
+    }
+
+    @Test func aPostWithoutLocationIsTaggedByItsBodyAndNoneSendsNoTag() throws {
+        let up = try TestUpstream { req in .respond(status: 201, headers: [], body: Array("made".utf8)) }
+        let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let r = try proxy.request("POST /things HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+        #expect(r.header("ETag") == (try expectedETag(Array("made".utf8))))
+        let up2 = try TestUpstream { req in .respond(status: 200, headers: [], body: Array(req.bodyText.utf8)) }
+        let none = try ProxyHarness(upstream: up2) { $0.concurrency.etagAfterWrite = .none }
+        defer { none.stop() }
+        let n = try none.request("PUT /things/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\ny")
+        #expect(n.status == 200)
+        #expect(n.header("ETag") == nil)
+        #expect(up2.requests.map(\.method) == ["PUT"], "no re-fetch")
+    }
+
+    @Test func aClientThatLeavesDuringThePrefetchCancelsItsWrite() throws {
+        let writes = Shared(0)
+        let up = try TestUpstream { req in
+            if req.method != "GET" { writes.update { $0 += 1 } }
+            return req.method == "GET" ? .delay(0.4, .respond(status: 200, headers: [], body: Array("v".utf8)))
+                : .respond(status: 200, headers: [], body: [])
+        }
+        let proxy = try ProxyHarness(upstream: up)
+        defer { proxy.stop() }
+        let tag = try expectedETag(Array("v".utf8))
+        let c = try proxy.connect()
+        c.send("PUT /leave HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 1\r\n\r\nx")
+        Thread.sleep(forTimeInterval: 0.1)
+        c.close()  // gone while the pre-fetch waits on the upstream
+        Thread.sleep(forTimeInterval: 0.6)
+        #expect(writes.get == 0, "the write was cancelled")
+        // The lease was released: the next write to the same resource goes through.
+        #expect(try proxy.request("PUT /leave HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 1\r\n\r\ny").status == 200)
+        #expect(writes.get == 1)
     }
 }
