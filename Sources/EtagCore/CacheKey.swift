@@ -17,22 +17,34 @@ public struct CacheKeyBuilder: Sendable {
         self.keyHeaders = keyHeaders.map { Array($0.lowercased().utf8) }
     }
 
-    /// The URI digest of `path` (query ignored) on `host`. The pieces go straight into the hasher.
-    public func uriDigest(host: some Collection<UInt8>, path: some Collection<UInt8>, hasher: SHA1Hasher) -> Digest20 {
-        hasher.update("u\0")
-        hasher.update(origin)
-        hasher.update("\0")
-        Self.updateLowercased(hasher, host)
-        hasher.update("\0")
-        let noQuery = path.prefix { $0 != UInt8(ascii: "?") }
-        if noQuery.isEmpty { hasher.update("/") } else { Self.update(hasher, noQuery) }
-        return hasher.finish()
+    /// The URI digest of `path` (query ignored) on `host`: two FNV-1a 64-bit hashes. It only indexes the
+    /// generation counters and lease stripes, where a collision costs an extra invalidation or a shared lease,
+    /// never a wrong answer — so it needs no cryptographic hash (the key digest, which does, is SHA-1).
+    public func uriDigest(host: some Collection<UInt8>, path: some Collection<UInt8>) -> Digest20 {
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h2: UInt64 = 0x8422_2325_cbf2_9ce4
+        @inline(__always) func mix(_ c: UInt8) {
+            h1 = (h1 ^ UInt64(c)) &* 0x0000_0100_0000_01B3
+            h2 = (h2 ^ UInt64(c)) &* 0x0000_0100_0000_01B3 ^ (h2 >> 29)
+        }
+        for c in origin { mix(c) }
+        mix(0)
+        for c in host { mix(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0)) }
+        mix(0)
+        var any = false
+        for c in path {
+            if c == UInt8(ascii: "?") { break }
+            mix(c)
+            any = true
+        }
+        if !any { mix(UInt8(ascii: "/")) }
+        return Digest20(a: h1, b: h2, c: UInt32(truncatingIfNeeded: (h1 >> 32) ^ h2))
     }
 
     /// The URI digest of a request's target.
-    public func uriDigest(_ req: RequestHead, hasher: SHA1Hasher) -> Digest20 {
+    public func uriDigest(_ req: RequestHead) -> Digest20 {
         let b = req.head.bytes
-        return uriDigest(host: req.hostRange.map { b[$0] } ?? b[0..<0], path: b[req.pathRange], hasher: hasher)
+        return uriDigest(host: req.hostRange.map { b[$0] } ?? b[0..<0], path: b[req.pathRange])
     }
 
     /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields; `path`

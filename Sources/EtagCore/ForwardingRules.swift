@@ -285,7 +285,7 @@ public struct ForwardingRules: Sendable {
     /// Content-Location, Expires, Vary — as field lines.
     public static func notModifiedFields(_ resp: ResponseHead) -> [UInt8] {
         let block = resp.head
-        var w = ByteWriter(capacity: 128)
+        var w = ByteWriter(capacity: 0)  // most responses have none of these: no allocation then
         block.bytes.withUnsafeBytes { b in
             for f in block.fields {
                 let n = f.name

@@ -42,7 +42,7 @@ extension ClientConnection {
         let w = worker
         let keys = settings.keyBuilder
         let conditions = Conditions(head.head)
-        let uri = keys.uriDigest(head, hasher: w.keyHasher)
+        let uri = keys.uriDigest(head)
         let generation = w.cache.generation(uri: uri)
         var key = keys.keyDigest(head, hasher: w.keyHasher)
         var forward: StaticString = "miss"
@@ -155,7 +155,7 @@ extension ClientConnection {
             if let p = CacheKeyBuilder.sameOriginPath(loc, host: host) { paths.append(p) }
         }
         for p in paths {
-            worker.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p, hasher: worker.keyHasher))
+            worker.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
         }
         worker.counters.add(.invalidated, UInt64(paths.count))
     }

@@ -50,7 +50,7 @@ extension ClientConnection {
                  keepAlive: bodyDone)
             return true
         }
-        let uri = settings.keyBuilder.uriDigest(head, hasher: worker.keyHasher)
+        let uri = settings.keyBuilder.uriDigest(head)
         guarded = GuardedWrite(conditions: conditions, leased: true, uri: uri)
         if bodyDone { startGuardedWrite() }
         return true
@@ -254,7 +254,7 @@ extension ClientConnection {
     /// The write's answer is complete: re-fetch inside the lease, then answer with the new tag.
     func writeAnswered(_ head: ResponseHead, body: [UInt8], path: [UInt8]?) {
         if guarded == nil, let req = request {
-            guarded = GuardedWrite(conditions: Conditions(), leased: false, uri: settings.keyBuilder.uriDigest(req, hasher: worker.keyHasher))
+            guarded = GuardedWrite(conditions: Conditions(), leased: false, uri: settings.keyBuilder.uriDigest(req))
         }
         guard let g = guarded else { return }
         g.writeResponse = (head, body)
@@ -276,7 +276,7 @@ extension ClientConnection {
             let keys = settings.keyBuilder
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
             let path = g.refetchPath ?? Array(req.head.bytes[req.pathRange])
-            let uri = keys.uriDigest(host: host, path: path, hasher: worker.keyHasher)
+            let uri = keys.uriDigest(host: host, path: path)
             let key = keys.keyDigest(req, path: g.refetchPath, hasher: worker.keyHasher)
             if storeTag(digest, key: key, generation: worker.cache.generation(uri: uri), response: head) {
                 worker.counters.add(.stored)

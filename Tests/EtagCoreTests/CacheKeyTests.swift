@@ -26,7 +26,7 @@ struct CacheKeyTests {
         #expect(ka == builder.keyDigest(head, hasher: hasher))
         #expect(ka != builder.keyDigest(gz, hasher: hasher))
         #expect(ka != builder.keyDigest(other, hasher: hasher))
-        #expect(builder.uriDigest(a, hasher: hasher) == builder.uriDigest(other, hasher: hasher), "the URI digest ignores the query")
+        #expect(builder.uriDigest(a) == builder.uriDigest(other), "the URI digest ignores the query")
         let otherOrigin = CacheKeyBuilder(origin: "http://127.0.0.1:9001", keyHeaders: ["authorization", "accept-encoding"])
         #expect(otherOrigin.keyDigest(a, hasher: hasher) != ka, "a changed upstream never reuses entries")
         #expect(builder.keyDigest(a, vary: [Array("x-tenant".utf8)], hasher: hasher) != ka)
