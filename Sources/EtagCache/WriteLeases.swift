@@ -18,9 +18,6 @@ extension SharedCache {
 
     static func deadline(of word: UInt64) -> UInt64 { word & 0x3FF_FFFF_FFFF }
 
-    /// The pid recorded in a lease word.
-    public static func owner(of word: UInt64) -> Int32 { Int32(word >> 42) }
-
     /// Takes the lease of `stripe` for `ttlMs` if it is free or expired. Returns the word that now holds it.
     public func tryAcquireLease(stripe: Int, ttlMs: Int, pid: Int32) -> UInt64? {
         let p = leasePointer(stripe)

@@ -33,12 +33,6 @@ public struct BodyDecoder: Sendable {
         return false
     }
 
-    /// Whether the body ends only when the peer closes.
-    public var isUntilClose: Bool {
-        if case .untilClose = mode { return true }
-        return false
-    }
-
     /// Next event from `buf[offset...]` and the offset to continue from.
     public mutating func next(_ buf: UnsafeRawBufferPointer, at offset: Int) throws(HTTPParseError) -> (BodyEvent, Int) {
         switch mode {

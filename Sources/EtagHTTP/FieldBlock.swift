@@ -28,21 +28,10 @@ public struct FieldBlock: Sendable {
         return nil
     }
 
-    /// All values of the fields called `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
-    public func combinedValue(_ name: StaticString) -> String? {
-        var parts: [String] = []
-        for i in fields.indices where self.name(i, is: name) { parts.append(string(fields[i].value)) }
-        return parts.isEmpty ? nil : parts.joined(separator: ", ")
-    }
-
     public func string(_ r: Range<Int>) -> String {
         String(decoding: bytes[r], as: UTF8.self)
     }
 
-    /// Name and value of every field as strings (tests, logs).
-    public var pairs: [(name: String, value: String)] {
-        fields.map { (string($0.name), string($0.value)) }
-    }
 }
 
 extension UnsafeRawBufferPointer {

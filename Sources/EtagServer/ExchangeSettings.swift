@@ -9,7 +9,7 @@ struct ExchangeSettings: Sendable {
     let maxBodySize: UInt64
     let bufferSize: Int
     let timeouts: ProxyConfig.Timeouts
-    let keepaliveIdle: Int
+    let poolKeepalive: Int
     let cacheTTLms: Int
     let maxHashedBody: Int
     let etagMode: UpstreamETagMode
@@ -35,7 +35,7 @@ struct ExchangeSettings: Sendable {
         maxBodySize = UInt64(config.limits.maxBodySize)
         bufferSize = config.limits.bufferSize
         timeouts = config.timeouts
-        keepaliveIdle = config.upstreamPool.keepalive
+        poolKeepalive = config.upstreamPool.keepalive
         cacheTTLms = config.cache.ttl
         maxHashedBody = config.etag.maxBody
         etagMode = config.etag.upstream

@@ -55,15 +55,6 @@ struct InputBuffer {
         }
     }
 
-    /// Frees the storage when empty and large, so idle connections hold little memory.
-    mutating func shrinkIfIdle() {
-        if isEmpty, let b = base, capacity > 64 * 1024 {
-            b.deallocate()
-            base = nil
-            capacity = 0
-        }
-    }
-
     mutating func free() {
         base?.deallocate()
         base = nil

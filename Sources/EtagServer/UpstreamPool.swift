@@ -22,7 +22,7 @@ final class UpstreamPool {
         c.owner = nil
         c.exchanges += 1
         c.receivedResponseBytes = false
-        guard !worker.draining, idle.count < worker.settings.keepaliveIdle, !c.isClosing else {
+        guard !worker.draining, idle.count < worker.settings.poolKeepalive, !c.isClosing else {
             c.close()
             return
         }
