@@ -1,31 +1,39 @@
-/// Character classes of RFC 9110 §5.6.2 (tchar) and §5.5 (field-vchar), as 256-entry tables.
+/// Character classes of RFC 9110 §5.6.2 (tchar) and §5.5 (field-vchar), as 256-entry tables. Read through
+/// immutable pointers (allocated once, never freed) so the per-byte lookups in the parser carry no bounds check.
 enum ByteClass {
+    private static func table(_ build: () -> [Bool]) -> UnsafePointer<Bool> {
+        let p = UnsafeMutablePointer<Bool>.allocate(capacity: 256)
+        let t = build()
+        for i in 0..<256 { p[i] = t[i] }
+        return UnsafePointer(p)
+    }
+
     /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-    static let token: [Bool] = {
+    nonisolated(unsafe) static let token: UnsafePointer<Bool> = table {
         var t = [Bool](repeating: false, count: 256)
         for c in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(c)] = true }
         for c in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(c)] = true }
         for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(c)] = true }
         for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
         return t
-    }()
+    }
 
     /// Bytes allowed inside a field value: HTAB, SP, VCHAR, obs-text. CR, LF, NUL and other CTLs are not.
-    static let fieldValue: [Bool] = {
+    nonisolated(unsafe) static let fieldValue: UnsafePointer<Bool> = table {
         var t = [Bool](repeating: false, count: 256)
         t[0x09] = true
         for c in 0x20...0x7E { t[c] = true }
         for c in 0x80...0xFF { t[c] = true }
         return t
-    }()
+    }
 
     /// Bytes allowed in a request-target: visible ASCII and obs-text; no whitespace or CTLs.
-    static let target: [Bool] = {
+    nonisolated(unsafe) static let target: UnsafePointer<Bool> = table {
         var t = [Bool](repeating: false, count: 256)
         for c in 0x21...0x7E { t[c] = true }
         for c in 0x80...0xFF { t[c] = true }
         return t
-    }()
+    }
 
     @inline(__always) static func lower(_ c: UInt8) -> UInt8 {
         (c >= 0x41 && c <= 0x5A) ? c | 0x20 : c

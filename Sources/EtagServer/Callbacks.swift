@@ -43,6 +43,7 @@ func onWriteCallback(_ req: UnsafeMutablePointer<uv_write_t>?, _ status: Int32) 
 
 func onTimerCallback(_ t: UnsafeMutablePointer<uv_timer_t>?) {
     let c = connection(t!.pointee.data)
+    guard c.timerExpired() else { return }
     if c.lingering { c.close() } else { c.timerFired() }
 }
 

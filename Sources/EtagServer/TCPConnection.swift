@@ -152,14 +152,43 @@ class TCPConnection {
 
     // MARK: timer
 
+    /// When the current timeout expires (loop milliseconds), 0 for none.
+    private var timerDeadline: UInt64 = 0
+    /// When the libuv timer is set to fire, 0 when it is not running.
+    private var timerScheduled: UInt64 = 0
+
+    /// Sets the timeout (replacing any other). Lazy, like nginx's timers: the libuv timer is restarted only
+    /// when the new deadline is earlier than the one it is set for; a later deadline is checked when it fires.
+    /// Exchanges re-arm their timeout several times each, so this saves most timer-heap operations.
     final func startTimer(_ ms: Int) {
         guard !isClosing else { return }
-        uv_timer_start(timer, onTimerCallback, UInt64(max(ms, 1)), 0)
+        let now = worker.now
+        let deadline = now + UInt64(max(ms, 1))
+        timerDeadline = deadline
+        if timerScheduled == 0 || timerScheduled > deadline {
+            uv_timer_start(timer, onTimerCallback, deadline - now, 0)
+            timerScheduled = deadline
+        }
     }
 
+    /// Cancels the timeout (the libuv timer, if running, fires and is ignored).
     final func stopTimer() {
-        guard !isClosing else { return }
-        uv_timer_stop(timer)
+        timerDeadline = 0
+    }
+
+    /// The libuv timer fired: the timeout has expired, moved later (re-armed), or was cancelled.
+    /// - Returns: whether the timeout really expired.
+    final func timerExpired() -> Bool {
+        timerScheduled = 0
+        guard timerDeadline != 0, !isClosing else { return false }
+        let now = worker.now
+        if now < timerDeadline {
+            uv_timer_start(timer, onTimerCallback, timerDeadline - now, 0)
+            timerScheduled = timerDeadline
+            return false
+        }
+        timerDeadline = 0
+        return true
     }
 
     // MARK: closing
