@@ -156,6 +156,15 @@ public final class SharedCache: @unchecked Sendable {
         return evicts
     }
 
+    /// Marks every slot of `key`'s bucket as being written since `startedNs` — what a writer killed in the middle
+    /// of its copy leaves behind. For tests.
+    func simulateInterruptedWrites(key: Digest20, startedNs: UInt64) {
+        let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
+        for i in 0..<Int(ETAG_BUCKET_SLOTS) {
+            withUnsafeMutablePointer(to: &slots[start + i].seq) { etag_store64($0, startedNs | 1) }
+        }
+    }
+
     // MARK: payload conversion
 
     private static func keyOf(_ p: etag_payload) -> Digest20 {

@@ -86,6 +86,23 @@ struct SharedCacheTests {
         #expect(d.created)
     }
 
+    @Test func aWriterThatDiedMidCopyBlocksNobodyForLong() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let key = digest("k")
+        let now = SharedCache.now
+        let e = CacheEntry(etag: digest("v"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000)
+        // Just now: a live writer may still be copying — readers see a miss, writers back off.
+        c.simulateInterruptedWrites(key: key, startedNs: now)
+        #expect(c.lookup(key: key) == nil)
+        #expect(c.store(key: key, entry: e) == nil, "busy")
+        // Two seconds ago: its writer is gone; the next writer takes the slot over.
+        c.simulateInterruptedWrites(key: key, startedNs: now - 2_000_000_000)
+        #expect(c.store(key: key, entry: e) != nil)
+        #expect(c.lookup(key: key) == e)
+    }
+
     @Test func regionIsPrivateToTheUser() throws {
         let name = Self.uniqueName()
         defer { SharedCache.unlink(name: name) }
