@@ -97,6 +97,8 @@ def main():
     ap.add_argument("--sizes", default="1k,64k,1m")
     ap.add_argument("--scenarios", default="get,304,write")
     ap.add_argument("--binary", default=".build/release/etag-proxy")
+    ap.add_argument("--plain", action="store_true",
+                    help="etag.max_body: 0 — no body is held or hashed: measures the forwarding core")
     a = ap.parse_args()
 
     d = tempfile.mkdtemp(prefix="etag-bench-")
@@ -153,7 +155,7 @@ def main():
             f.write("listen: 127.0.0.1:18083\nupstream: http://127.0.0.1:18081\nworkers: 1\naccess_log: off\n"
                     "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n"
                     # Every GET goes upstream, as through the nginx peer (single-flight would share fetches).
-                    "  collapse: false\n")
+                    "  collapse: false\n" + ("etag:\n  max_body: 0\n" if a.plain else ""))
         etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
         sizes = a.sizes.split(",")
         # scenario -> {target: (port, pid, header)}; the first target is the candidate, the second the peer.
@@ -161,7 +163,7 @@ def main():
         for s in sizes:
             if "get" in a.scenarios:
                 scenarios[f"GET {s}"] = (f"/{s}.json", {
-                    "etag-proxy (hashed 200)": (18083, etag.pid, None),
+                    ("etag-proxy (plain relay)" if a.plain else "etag-proxy (hashed 200)"): (18083, etag.pid, None),
                     "nginx proxy": (18082, nginx.pid, None),
                     "direct upstream": (18081, None, None)})
             if "304" in a.scenarios:
