@@ -27,7 +27,11 @@ public enum EntityTagList: Sendable, Equatable {
     /// Parses a field value (all field lines combined). Lenient: unquoted tags are accepted, as clients send
     /// them (`If-None-Match: 42e98b…`); elements that are not tags at all are skipped.
     public static func parse(_ value: some Collection<UInt8>) -> EntityTagList {
-        let b = Array(value)
+        parse(bytes: Array(value))
+    }
+
+    /// `parse` for bytes already in an array (no copy).
+    public static func parse(bytes b: [UInt8]) -> EntityTagList {
         var i = 0
         var tags: [EntityTag] = []
         var sawStar = false
@@ -64,7 +68,7 @@ public enum EntityTagList: Sendable, Equatable {
         return sawStar ? .any : .tags(tags)
     }
 
-    public static func parse(_ s: String) -> EntityTagList { parse(Array(s.utf8)) }
+    public static func parse(_ s: String) -> EntityTagList { parse(bytes: Array(s.utf8)) }
 
     /// If-Match (§13.1.1): `*` is true when a current representation exists; otherwise strong comparison.
     public func ifMatchPasses(current: EntityTag?) -> Bool {

@@ -231,7 +231,7 @@ public struct ForwardingRules: Sendable {
     ///   - keepAlive: whether the client connection stays open afterwards.
     public func clientResponseHead(
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
-        dropETag: Bool = false, extra: [UInt8] = []
+        dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = []
     ) -> [UInt8] {
         let block = resp.head
         var w = ByteWriter(capacity: block.bytes.count + 128 + extra.count)
@@ -262,6 +262,11 @@ public struct ForwardingRules: Sendable {
             w.append("Transfer-Encoding: chunked\r\n")
         case .none, .untilClose:
             break
+        }
+        if let etag {
+            w.append("ETag: ")
+            w.append(bytes: etag)
+            w.append("\r\n")
         }
         appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
         return w.bytes

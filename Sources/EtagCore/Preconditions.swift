@@ -40,7 +40,7 @@ public struct Conditions: Sendable, Equatable {
                 }
             }
         }
-        self.init(ifMatch: im.map { EntityTagList.parse($0) }, ifNoneMatch: inm.map { EntityTagList.parse($0) },
+        self.init(ifMatch: im.map { EntityTagList.parse(bytes: $0) }, ifNoneMatch: inm.map { EntityTagList.parse(bytes: $0) },
                   hasIfModifiedSince: ims, hasIfUnmodifiedSince: ius)
     }
 

@@ -12,7 +12,21 @@ struct ReadState {
     /// entry stale at once.
     var generation: UInt32
     /// RFC 9211 `fwd` reason: why the upstream is asked.
-    var forward: StaticString
+    var forward: ForwardReason
+}
+
+/// RFC 9211 §2.2 `fwd` values the proxy uses.
+enum ForwardReason {
+    case miss, stale, request, varyMiss
+
+    var text: StaticString {
+        switch self {
+        case .miss: return "miss"
+        case .stale: return "stale"
+        case .request: return "request"
+        case .varyMiss: return "vary-miss"
+        }
+    }
 }
 
 /// A response body being buffered and hashed before its head can be sent (the ETag goes in the head).
@@ -45,7 +59,7 @@ extension ClientConnection {
         let uri = keys.uriDigest(head)
         let generation = w.cache.generation(uri: uri)
         var key = keys.keyDigest(head, hasher: w.keyHasher)
-        var forward: StaticString = "miss"
+        var forward = ForwardReason.miss
         // Without a tag condition the entry decides nothing now: the fetch below stores the new tag anyway.
         var found = conditions.isEmpty ? nil : w.cache.lookup(key: key)
         if let marker = found, let names = marker.varyNames {
@@ -53,17 +67,19 @@ extension ClientConnection {
             let extra = names.split(separator: ",").map { Array($0.utf8) }
             key = keys.keyDigest(head, vary: extra, hasher: w.keyHasher)
             found = marker.generation == generation ? w.cache.lookup(key: key) : nil
-            if found == nil { forward = "vary-miss" }
+            if found == nil { forward = .varyMiss }
         }
         if let entry = found {
             if entry.generation != generation || !entry.isFresh(now: SharedCache.now) {
-                forward = "stale"
+                forward = .stale
             } else if entry.mustRevalidate {
-                forward = "request"
+                forward = .request
             } else if !conditions.isEmpty && bodyDone {
-                switch evaluatePreconditions(method: head.method, conditions, current: entry.etag.etag) {
+                let quoted = entry.etag.quotedETag
+                let current = EntityTag(opaque: Array(quoted[1..<41]))
+                switch evaluatePreconditions(method: head.method, conditions, current: current) {
                 case .notModified:
-                    notModifiedFromCache(entry, key: key)
+                    notModifiedFromCache(quoted, key: key)
                     return true
                 case .preconditionFailed:
                     fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
@@ -77,23 +93,26 @@ extension ClientConnection {
         return false
     }
 
-    private func notModifiedFromCache(_ entry: CacheEntry, key: Digest20) {
+    private func notModifiedFromCache(_ quotedTag: [UInt8], key: Digest20) {
         worker.counters.add(.notModifiedFromCache)
         statusSent = 304
         write(settings.rules.notModifiedHead(
-            etag: entry.etag.quotedETag, date: worker.date, fields: worker.notModifiedFields.get(key),
+            etag: quotedTag, date: worker.date, fields: worker.notModifiedFields.get(key),
             extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true))
         endExchange()
     }
 
     static let cacheStatusHit: [UInt8] = Array("Cache-Status: etag-proxy; hit\r\n".utf8)
+    static let missStored: [UInt8] = Array("Cache-Status: etag-proxy; fwd=miss; fwd-status=200; stored\r\n".utf8)
+    static let missNotStored: [UInt8] = Array("Cache-Status: etag-proxy; fwd=miss; fwd-status=200\r\n".utf8)
 
     /// The RFC 9211 Cache-Status line for a forwarded read.
     func cacheStatusLine(status: Int, stored: Bool) -> [UInt8] {
         guard let read else { return [] }
+        if status == 200 && read.forward == .miss { return stored ? Self.missStored : Self.missNotStored }
         var w = ByteWriter(capacity: 80)
         w.append("Cache-Status: etag-proxy; fwd=")
-        w.append(read.forward)
+        w.append(read.forward.text)
         w.append("; fwd-status=")
         w.append(decimal: status)
         if stored { w.append("; stored") }

@@ -192,16 +192,9 @@ extension ClientConnection {
             return
         case .proceed:
             statusSent = r.head.status
-            var extra = ByteWriter(capacity: 64 + status.count)
-            if r.ours {
-                extra.append("ETag: ")
-                extra.append(bytes: r.tag)
-                extra.append("\r\n")
-            }
-            extra.append(bytes: status)
             let headBytes = settings.rules.clientResponseHead(
                 r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter, clientIsHTTP11: http11,
-                date: worker.date, dropETag: r.ours, extra: extra.bytes)
+                date: worker.date, dropETag: r.ours, etag: r.ours ? r.tag : nil, extra: status)
             let isHeadRequest = request?.method == .head
             bodyBytesSent = isHeadRequest ? 0 : UInt64(r.body.count)
             headBytes.withUnsafeBytes { hb in

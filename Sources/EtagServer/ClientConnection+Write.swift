@@ -290,12 +290,10 @@ extension ClientConnection {
         guard let (head, body) = guarded?.writeResponse else { return fail(502, "lost the write response") }
         statusSent = head.status
         upstreamStatus = head.status
-        var extra: [UInt8] = []
-        if let tag { extra = Array("ETag: ".utf8) + tag + [13, 10] }
         let framing: ForwardingRules.ClientFraming = head.status == 204 ? .none : .length(UInt64(body.count))
         let bytes = settings.rules.clientResponseHead(
             head, framing: framing, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true,
-            date: worker.date, dropETag: settings.etagMode == .replace || tag != nil, extra: extra)
+            date: worker.date, dropETag: settings.etagMode == .replace || tag != nil, etag: tag)
         bodyBytesSent = UInt64(body.count)
         bytes.withUnsafeBytes { hb in body.withUnsafeBytes { write(hb, $0) } }
         endExchange()
