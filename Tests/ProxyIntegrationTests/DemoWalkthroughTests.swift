@@ -1,3 +1,4 @@
+import EtagCache
 import Foundation
 import Testing
 import TestSupport
@@ -38,6 +39,7 @@ struct DemoWalkthroughTests {
         defer {
             proxy.signal(SIGTERM)
             _ = proxy.waitForExit()
+            SharedCache.unlink(name: "/etag-proxy-walkthrough-\(getpid())")
         }
         let base = "http://127.0.0.1:\(port)"
         let json = ["-H", "Content-Type: application/json"]

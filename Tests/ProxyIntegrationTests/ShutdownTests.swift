@@ -73,14 +73,17 @@ final class ProxyProcess {
 
     func signal(_ s: Int32) { kill(process.processIdentifier, s) }
 
-    /// Waits for exit (bounded); returns the exit status.
+    /// Waits for exit (bounded); returns the exit status. Removes the region a derived cache name made.
     func waitForExit(timeout: Double = 15) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
+            while process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+            SharedCache.unlink(name: "/etag-proxy-127.0.0.1-\(port)")
             return nil
         }
+        SharedCache.unlink(name: "/etag-proxy-127.0.0.1-\(port)")
         return process.terminationStatus
     }
 
