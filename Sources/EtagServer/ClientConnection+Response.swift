@@ -380,7 +380,7 @@ extension ClientConnection {
             if statusSent == 0 { statusSent = 499 }
             worker.accessLog.record(self, aborted: true)
             leaveFlight()
-            releaseGuard()
+            releaseGuard(abandoned: true)
             request = nil
         }
         close()

@@ -300,12 +300,18 @@ extension ClientConnection {
     }
 
     /// Frees the lease (waking the next writer) or leaves the queue; idempotent.
-    func releaseGuard() {
+    /// - Parameter abandoned: the exchange is being dropped; if its write may be on its way upstream, the lease
+    ///   is left to expire instead of being freed at once.
+    func releaseGuard(abandoned: Bool = false) {
         guard let g = guarded else { return }
         guarded = nil
         if g.holdsLease {
             g.holdsLease = false
-            worker.releaseLease(stripe: g.stripe)
+            if abandoned && g.stage == .write {
+                worker.abandonLease(stripe: g.stripe)
+            } else {
+                worker.releaseLease(stripe: g.stripe)
+            }
         } else if g.queued {
             worker.leaveLeaseQueue(self, stripe: g.stripe)
         }

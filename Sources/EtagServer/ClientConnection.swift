@@ -190,7 +190,7 @@ final class ClientConnection: TCPConnection {
 
     override func didClose() {
         leaveFlight()
-        releaseGuard()
+        releaseGuard(abandoned: true)
         if let up = upstream {
             upstream = nil
             up.owner = nil

@@ -224,6 +224,14 @@ final class Worker: @unchecked Sendable {
         wakeQueue(stripe)
     }
 
+    /// Stops renewing a lease without freeing it: it expires after `concurrency.lease_ttl`. For a write whose
+    /// client vanished after the write was sent: the upstream may still apply it, so the next writer must not
+    /// pre-fetch before it has had the time to land.
+    func abandonLease(stripe: Int) {
+        heldLeases.removeValue(forKey: stripe)
+        wakeQueue(stripe)
+    }
+
     func leaveLeaseQueue(_ c: ClientConnection, stripe: Int) {
         guard var queue = leaseQueues[stripe] else { return }
         let wasHead = queue.first === c
