@@ -119,16 +119,12 @@ public struct ForwardingRules: Sendable {
         let sendsContent = req.method == .post || req.method == .put || req.method == .patch
         if let n = bodyLength {
             if n > 0 || sendsContent {
-                w.append("Content-Length: ")
-                w.append(decimal: n)
-                w.append("\r\n")
+                w.contentLength(n)
             }
         } else {
             switch req.framing {
             case .length(let n):
-                w.append("Content-Length: ")
-                w.append(decimal: n)
-                w.append("\r\n")
+                w.contentLength(n)
             case .chunked:
                 w.append("Transfer-Encoding: chunked\r\n")
             case .none:
@@ -255,9 +251,7 @@ public struct ForwardingRules: Sendable {
         }
         switch framing {
         case .length(let n):
-            w.append("Content-Length: ")
-            w.append(decimal: n)
-            w.append("\r\n")
+            w.contentLength(n)
         case .chunked:
             w.append("Transfer-Encoding: chunked\r\n")
         case .none, .untilClose:

@@ -44,6 +44,13 @@ public struct ByteWriter: Sendable {
 
     public mutating func append(decimal v: Int) { append(decimal: UInt64(v)) }
 
+    /// Appends "Content-Length: N\r\n".
+    public mutating func contentLength<N: BinaryInteger>(_ n: N) {
+        append("Content-Length: ")
+        append(decimal: UInt64(n))
+        append("\r\n")
+    }
+
     /// Appends "NAME: VALUE\r\n".
     public mutating func field(_ name: StaticString, _ value: StaticString) {
         append(name)

@@ -85,15 +85,16 @@ extension ClientConnection {
         let upstreamTag = ForwardingRules.upstreamETag(head)
         let keepTheirs = settings.etagMode == .keep && upstreamTag != nil
         let hasBody = head.framing != .none && head.framing != .length(0)
+        pendingRefetch = read == nil ? refetch(after: head) : .none
         let tagged: Bool
         if read != nil {
             tagged = head.status == 200
-        } else if refetchPath(after: head) != nil {
-            tagged = true  // held until the re-fetch gives its tag
-        } else {
+        } else if !pendingRefetch.waits {
             // A write's own answer is hashed with etag_after_write: body, and also when there is nothing to
             // re-fetch (a POST's 201 without a Location).
             tagged = settings.etagAfterWrite != .none && (head.status == 200 || head.status == 201) && hasBody
+        } else {
+            tagged = true  // held until the re-fetch gives its tag
         }
         var bufferIt = tagged && (!keepTheirs || !(read?.conditions.isEmpty ?? true) || read == nil)
         if case .length(let n) = head.framing, n > UInt64(settings.maxHashedBody) {
@@ -142,12 +143,12 @@ extension ClientConnection {
     /// The whole body is here: tag it, store the tag, answer 304 or 200 (RFC 9110 §13.2.2, §15.4.5).
     private func finishHashed(_ up: UpstreamConnection, leftover: Int) {
         guard let h = hashing, let head = response else { return }
-        if read == nil, let path = refetchPath(after: head) {
+        if pendingRefetch.waits {
             // concurrency.etag_after_write: refetch — the answer waits for the tag of the next GET.
             let body = h.body
             releaseHashing()
             releaseUpstream(up, leftover: leftover)
-            writeAnswered(head, body: body, path: path)
+            writeAnswered(head, body: body, path: pendingRefetch.path)
             return
         }
         let tag: [UInt8]

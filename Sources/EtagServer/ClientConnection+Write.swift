@@ -2,6 +2,25 @@ import EtagCache
 import EtagCore
 import EtagHTTP
 
+/// Which resource a write's answer re-fetches for its ETag.
+enum Refetch {
+    case none
+    /// The request's own target.
+    case target
+    /// The Location a POST created.
+    case location([UInt8])
+
+    var waits: Bool {
+        if case .none = self { return false }
+        return true
+    }
+
+    var path: [UInt8]? {
+        if case .location(let p) = self { return p }
+        return nil
+    }
+}
+
 /// A write checked against its resource's current representation (RFC 9110 §13.1.1, §13.2; RFC 6585 §3):
 /// body buffered, lease taken, pre-fetch hashed and compared, then the write, then the re-fetch whose ETag the
 /// client gets — all inside the lease, so concurrent writers to one resource are serialized.
@@ -232,22 +251,22 @@ extension ClientConnection {
         sendToUpstream(bytes)
     }
 
-    /// Whether a write answer waits for a re-fetch (`concurrency.etag_after_write: refetch`).
-    func refetchPath(after head: ResponseHead) -> [UInt8]?? {
+    /// What a write's answer waits for before it goes out (`concurrency.etag_after_write: refetch`).
+    func refetch(after head: ResponseHead) -> Refetch {
         guard settings.etagAfterWrite == .refetch, let req = request, head.status >= 200, head.status < 300 else {
-            return nil
+            return .none
         }
         switch req.method {
         case .delete:
-            return nil
+            return .none
         case .post:
             // A 201 with a same-origin Location: that is the new resource.
-            guard head.status == 201, let loc = head.head.firstValue("location") else { return nil }
+            guard head.status == 201, let loc = head.head.firstValue("location") else { return .none }
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
-            guard let path = CacheKeyBuilder.sameOriginPath(Array(head.head.bytes[loc]), host: host) else { return nil }
-            return .some(path)
+            guard let path = CacheKeyBuilder.sameOriginPath(Array(head.head.bytes[loc]), host: host) else { return .none }
+            return .location(path)
         default:
-            return .some(nil)
+            return .target
         }
     }
 

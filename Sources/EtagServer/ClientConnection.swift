@@ -51,6 +51,8 @@ final class ClientConnection: TCPConnection {
     var isFlightLeader = false
     /// A checked, serialized write (PUT/PATCH/DELETE) or a POST awaiting its re-fetch.
     var guarded: GuardedWrite?
+    /// Decided when a write's answer starts: whether it waits for a re-fetch.
+    var pendingRefetch = Refetch.none
 
     var settings: ExchangeSettings { worker.settings }
 

@@ -97,7 +97,7 @@ class TCPConnection {
             }
             if n == Int32(total) { return }
             if n < 0 && n != UV_EAGAIN.rawValue {
-                fail(n)
+                didFail(n)
                 return
             }
             written = max(Int(n), 0)
@@ -123,7 +123,7 @@ class TCPConnection {
         if rc != 0 {
             queuedBytes -= remaining
             req.free()
-            fail(rc)
+            didFail(rc)
         }
     }
 
@@ -135,15 +135,10 @@ class TCPConnection {
         queuedBytes -= size
         if isClosing { return }
         if status < 0 {
-            fail(status)
+            didFail(status)
         } else if queuedBytes == 0 {
             didDrain()
         }
-    }
-
-    private func fail(_ code: Int32) {
-        // Report asynchronously-safe: the subclass decides to close.
-        didFail(code)
     }
 
     private func uvBuf(_ p: UnsafeRawBufferPointer) -> uv_buf_t {
