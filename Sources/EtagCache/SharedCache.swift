@@ -12,15 +12,20 @@ public struct CacheEntry: Sendable, Equatable {
     public var generation: UInt32
     public var storedNs: UInt64
     public var expiresNs: UInt64
+    /// A digest of the fields a 304 must repeat from the 200 (Cache-Control, Content-Location, Expires, Vary);
+    /// 0 when the 200 had none. The values themselves stay in process memory (`NotModifiedFieldsMemo`): a
+    /// process that does not know them cannot answer this entry's 304 without the upstream.
+    public var fieldsDigest: UInt64
 
     public init(etag: Digest20, mustRevalidate: Bool = false, varyNames: String? = nil, generation: UInt32,
-                storedNs: UInt64, expiresNs: UInt64) {
+                storedNs: UInt64, expiresNs: UInt64, fieldsDigest: UInt64 = 0) {
         self.etag = etag
         self.mustRevalidate = mustRevalidate
         self.varyNames = varyNames
         self.generation = generation
         self.storedNs = storedNs
         self.expiresNs = expiresNs
+        self.fieldsDigest = fieldsDigest
     }
 
     public func isFresh(now: UInt64) -> Bool { now < expiresNs }
@@ -39,7 +44,7 @@ public enum SharedCacheError: Error, CustomStringConvertible {
 /// used for invalidation. Shared by every worker thread and every process that opens the same name.
 ///
 /// Readers never block (a slot being written reads as a miss); writers take one slot's seqlock by
-/// compare-and-swap and never hold it across anything but a 112-byte copy; a writer that died mid-copy is
+/// compare-and-swap and never hold it across anything but a 120-byte copy; a writer that died mid-copy is
 /// taken over after a second. No global lock. Safe to call from any thread.
 public final class SharedCache: @unchecked Sendable {
     public let name: String
@@ -180,7 +185,8 @@ public final class SharedCache: @unchecked Sendable {
             }
         }
         return CacheEntry(etag: etag, mustRevalidate: p.flags & ETAG_SLOT_REVALIDATE != 0, varyNames: vary,
-                          generation: p.gen, storedNs: p.stored_ns, expiresNs: p.expires_ns)
+                          generation: p.gen, storedNs: p.stored_ns, expiresNs: p.expires_ns,
+                          fieldsDigest: p.fields)
     }
 
     private static func payload(_ key: Digest20, _ e: CacheEntry) -> etag_payload {
@@ -198,6 +204,7 @@ public final class SharedCache: @unchecked Sendable {
         p.gen = e.generation
         p.stored_ns = e.storedNs
         p.expires_ns = e.expiresNs
+        p.fields = e.fieldsDigest
         return p
     }
 }

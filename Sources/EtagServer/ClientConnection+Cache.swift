@@ -79,7 +79,11 @@ extension ClientConnection {
                 let current = EntityTag(opaque: Array(quoted[1..<41]))
                 switch evaluatePreconditions(method: head.method, conditions, current: current) {
                 case .notModified:
-                    notModifiedFromCache(quoted, key: key)
+                    // RFC 9110 §15.4.5: the 304 repeats the 200's Cache-Control, Content-Location, Expires and
+                    // Vary; when another process stored the entry and this one has never seen that field set,
+                    // the upstream is asked (its answer teaches it).
+                    guard let fields = notModifiedFields(entry) else { break }
+                    notModifiedFromCache(quoted, fields: fields)
                     return true
                 case .preconditionFailed:
                     fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
@@ -93,11 +97,15 @@ extension ClientConnection {
         return false
     }
 
-    private func notModifiedFromCache(_ quotedTag: [UInt8], key: Digest20) {
+    private func notModifiedFields(_ entry: CacheEntry) -> [UInt8]? {
+        entry.fieldsDigest == 0 ? [] : worker.notModifiedFields.get(entry.fieldsDigest)
+    }
+
+    private func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
         worker.counters.add(.notModifiedFromCache)
         statusSent = 304
         write(settings.rules.notModifiedHead(
-            etag: quotedTag, date: worker.date, fields: worker.notModifiedFields.get(key),
+            etag: quotedTag, date: worker.date, fields: fields,
             extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true))
         endExchange()
     }
@@ -137,9 +145,11 @@ extension ClientConnection {
         var ttl = settings.cacheTTLms
         if let maxAge = d.maxAge { ttl = min(ttl, maxAge * 1000) }
         let now = SharedCache.now
+        let fields = worker.notModifiedFields.remember(
+            ForwardingRules.notModifiedFields(response), hasher: worker.keyHasher)
         let entry = CacheEntry(
             etag: digest, mustRevalidate: d.noCache || ttl <= 0, generation: generation, storedNs: now,
-            expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000)
+            expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000, fieldsDigest: fields)
         let extra = d.vary.filter { !settings.keyHeaders.contains($0) }
         var key = primary
         var result: Bool?
@@ -156,7 +166,6 @@ extension ClientConnection {
         }
         guard let evicted = result else { return false }
         if evicted { worker.counters.add(.evicted) }
-        worker.notModifiedFields.set(key, ForwardingRules.notModifiedFields(response))
         return true
     }
 

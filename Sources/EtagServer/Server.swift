@@ -109,26 +109,32 @@ final class Mutex: @unchecked Sendable {
     }
 }
 
-/// The fields a 304 repeats from its 200 (Cache-Control, Content-Location, Expires, Vary), per cache key.
-/// Kept in process memory, shared by this process's workers, because the shared region holds no header values:
-/// a 304 answered by another process from the region carries ETag, Date and Cache-Status only.
+/// The fields a 304 repeats from its 200 (Cache-Control, Content-Location, Expires, Vary — RFC 9110 §15.4.5),
+/// by a digest of their bytes. The shared region holds no header values, only this digest per entry
+/// (`CacheEntry.fieldsDigest`); the bytes stay in process memory, shared by this process's workers. A process
+/// that finds an entry whose field set it has never seen asks the upstream instead of answering a 304 that
+/// would lack them, and learns the set from that answer. Many entries usually share one set.
 final class NotModifiedFieldsMemo: @unchecked Sendable {
     private let lock = Mutex()
-    private var fields: [Digest20: [UInt8]] = [:]
-    private let limit = 50_000
+    private var fields: [UInt64: [UInt8]] = [:]
+    private let limit: Int
 
-    func get(_ key: Digest20) -> [UInt8] {
-        lock.locked { fields[key] ?? [] }
+    init(limit: Int = 50_000) { self.limit = limit }
+
+    /// The field set stored under `digest`; nil when this process does not know it.
+    func get(_ digest: UInt64) -> [UInt8]? {
+        lock.locked { fields[digest] }
     }
 
-    func set(_ key: Digest20, _ value: [UInt8]) {
+    /// Remembers a field set and returns its digest (0 for an empty set, which needs no memory).
+    func remember(_ value: [UInt8], hasher: SHA1Hasher) -> UInt64 {
+        guard !value.isEmpty else { return 0 }
+        let digest = hasher.hash(value).a | 1  // never 0
         lock.locked {
-            if value.isEmpty {
-                if !fields.isEmpty { fields.removeValue(forKey: key) }
-                return
-            }
+            guard fields[digest] == nil else { return }
             if fields.count >= limit { fields.removeAll(keepingCapacity: true) }
-            fields[key] = value
+            fields[digest] = value
         }
+        return digest
     }
 }

@@ -39,7 +39,7 @@ final class Worker: @unchecked Sendable {
     private let pid = getpid()
     /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
     var flights: [Digest20: Flight] = [:]
-    /// The 304-relevant fields of the last 200 per cache key (process memory, shared by the workers).
+    /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
     let notModifiedFields: NotModifiedFieldsMemo
     private(set) var draining = false
     private var listening = true

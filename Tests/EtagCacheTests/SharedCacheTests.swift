@@ -15,7 +15,8 @@ struct SharedCacheTests {
         let a = try SharedCache(name: name, size: 1 << 20)
         #expect(a.created)
         let now = SharedCache.now
-        let e = CacheEntry(etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000)
+        let e = CacheEntry(etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000,
+                           fieldsDigest: 0x1234_5678_9abc_def1)
         #expect(a.store(key: digest("k"), entry: e) == false)
         let b = try SharedCache(name: name, size: 1 << 20)
         #expect(!b.created, "a second open finds the region")

@@ -163,6 +163,46 @@ struct SharedCacheProxyTests {
         #expect(viaA.status == 200)
         #expect(viaA.bodyText == "v2")
     }
+
+    /// RFC 9110 §15.4.5: a 304 repeats the 200's Cache-Control, Content-Location, Expires and Vary. The region holds
+    /// only a digest of them, so a process that never saw them asks the upstream once, then answers from the cache.
+    @Test func aProcessThatNeverSawThe304FieldsAsksTheUpstreamOnce() throws {
+        let fields = Shared("max-age=60")
+        let up = try TestUpstream { _ in
+            .respond(status: 200, headers: [("Cache-Control", fields.get), ("Content-Location", "/f.json")],
+                     body: Array("fields".utf8))
+        }
+        defer { up.stop() }
+        let pair = try ProcessPair(upstreamPort: up.port, workers: 1)
+        defer { pair.stop() }
+        let (pa, pb) = (pair.a.port, pair.b.port)
+        let tag = try #require(try RawRequest.send(port: pa, "GET /f HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
+        let conditional = "GET /f HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tag)\r\n\r\n"
+        let viaA = try RawRequest.send(port: pa, conditional)
+        #expect(viaA.header("Cache-Status") == "etag-proxy; hit")
+        #expect(viaA.header("Cache-Control") == "max-age=60")
+        #expect(up.requests.count == 1)
+
+        let first = try RawRequest.send(port: pb, conditional)
+        #expect(first.status == 304)
+        #expect(first.header("Cache-Control") == "max-age=60")
+        #expect(first.header("Content-Location") == "/f.json")
+        #expect(first.header("Cache-Status")?.contains("fwd=miss") == true)
+        #expect(up.requests.count == 2, "B did not know the field set: it asked the upstream")
+        let second = try RawRequest.send(port: pb, conditional)
+        #expect(second.header("Cache-Status") == "etag-proxy; hit")
+        #expect(second.header("Cache-Control") == "max-age=60")
+        #expect(second.header("Content-Location") == "/f.json")
+        #expect(up.requests.count == 2)
+
+        // The upstream changes its Cache-Control (same body, same tag): B stores the new set; A, whose memory
+        // holds only the old one, must not repeat it.
+        fields.set("max-age=30")
+        _ = try RawRequest.send(port: pb, "GET /f HTTP/1.1\r\nHost: a\r\n\r\n")  // unconditional: forwarded, stored
+        let afterChange = try RawRequest.send(port: pa, conditional)
+        #expect(afterChange.status == 304)
+        #expect(afterChange.header("Cache-Control") == "max-age=30")
+    }
 }
 
 enum RawRequest {

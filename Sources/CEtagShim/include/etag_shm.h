@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define ETAG_REGION_MAGIC 0x6574616770727831ULL /* "etagprx1" */
-#define ETAG_REGION_VERSION 1u
+#define ETAG_REGION_VERSION 2u
 #define ETAG_BUCKET_SLOTS 8u
 #define ETAG_VARY_NAMES 48
 
@@ -18,6 +18,7 @@ typedef struct {
     uint32_t gen;         // URI generation when the response was fetched
     uint64_t stored_ns;   // CLOCK_MONOTONIC
     uint64_t expires_ns;
+    uint64_t fields;      // digest of the 200's 304 field set (RFC 9110 §15.4.5); 0 = it had none
     char vary[ETAG_VARY_NAMES]; // extra Vary field names, lowercase, comma-separated (ETAG_SLOT_VARY)
 } etag_payload;
 
