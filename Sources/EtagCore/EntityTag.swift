@@ -1,12 +1,16 @@
 /// An entity-tag (RFC 9110 §8.8.3): an opaque string, strong or weak.
 public struct EntityTag: Sendable, Equatable, CustomStringConvertible {
-    /// The opaque-tag without its quotes.
-    public var opaque: [UInt8]
+    /// The opaque-tag without its quotes (a slice of the field value it was parsed from: no copy).
+    public var opaque: ArraySlice<UInt8>
     public var weak: Bool
 
-    public init(opaque: [UInt8], weak: Bool = false) {
+    public init(opaque: ArraySlice<UInt8>, weak: Bool = false) {
         self.opaque = opaque
         self.weak = weak
+    }
+
+    public init(opaque: [UInt8], weak: Bool = false) {
+        self.init(opaque: opaque[...], weak: weak)
     }
 
     /// Strong comparison (§8.8.3.2): both strong and the same characters.
@@ -31,38 +35,41 @@ public enum EntityTagList: Sendable, Equatable {
     }
 
     /// `parse` for bytes already in an array (no copy).
-    public static func parse(bytes b: [UInt8]) -> EntityTagList {
-        var i = 0
+    public static func parse(bytes b: [UInt8]) -> EntityTagList { parse(bytes: b, in: b.indices) }
+
+    /// `parse` for the field value at `range` of `b` (a parsed head's bytes): the tags are slices of `b`.
+    public static func parse(bytes b: [UInt8], in range: Range<Int>) -> EntityTagList {
+        var i = range.lowerBound
+        let end = range.upperBound
         var tags: [EntityTag] = []
         var sawStar = false
         func skipSeparators() {
-            while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x2C { i += 1 }
+            while i < end, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x2C { i += 1 }
         }
         skipSeparators()
-        while i < b.count {
+        while i < end {
             var weak = false
-            if i + 1 < b.count, b[i] == UInt8(ascii: "W"), b[i + 1] == UInt8(ascii: "/") {
+            if i + 1 < end, b[i] == UInt8(ascii: "W"), b[i + 1] == UInt8(ascii: "/") {
                 weak = true
                 i += 2
             }
-            if i < b.count, b[i] == UInt8(ascii: "\"") {
+            if i < end, b[i] == UInt8(ascii: "\"") {
                 let start = i + 1
                 var j = start
-                while j < b.count, b[j] != UInt8(ascii: "\"") { j += 1 }
-                tags.append(EntityTag(opaque: Array(b[start..<j]), weak: weak))
-                i = min(j + 1, b.count)
+                while j < end, b[j] != UInt8(ascii: "\"") { j += 1 }
+                tags.append(EntityTag(opaque: b[start..<j], weak: weak))
+                i = min(j + 1, end)
             } else {
                 let start = i
-                while i < b.count, b[i] != 0x2C, b[i] != 0x20, b[i] != 0x09 { i += 1 }
-                let token = Array(b[start..<i])
-                if token == [UInt8(ascii: "*")] && !weak {
+                while i < end, b[i] != 0x2C, b[i] != 0x20, b[i] != 0x09 { i += 1 }
+                if i - start == 1 && b[start] == UInt8(ascii: "*") && !weak {
                     sawStar = true
-                } else if !token.isEmpty {
-                    tags.append(EntityTag(opaque: token, weak: weak))
+                } else if i > start {
+                    tags.append(EntityTag(opaque: b[start..<i], weak: weak))
                 }
             }
             // Skip to the next list element.
-            while i < b.count, b[i] != 0x2C { i += 1 }
+            while i < end, b[i] != 0x2C { i += 1 }
             skipSeparators()
         }
         return sawStar ? .any : .tags(tags)

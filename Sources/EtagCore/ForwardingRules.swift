@@ -307,6 +307,16 @@ public struct ForwardingRules: Sendable {
         etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
     ) -> [UInt8] {
         var w = ByteWriter(capacity: 256 + fields.count)
+        notModifiedHead(into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
+                        clientIsHTTP11: clientIsHTTP11)
+        return w.bytes
+    }
+
+    /// `notModifiedHead`, appended to `w`.
+    public func notModifiedHead(
+        into w: inout ByteWriter, etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool,
+        clientIsHTTP11: Bool
+    ) {
         w.append("HTTP/1.1 304 Not Modified\r\nETag: ")
         w.append(bytes: etag)
         w.append("\r\nDate: ")
@@ -314,7 +324,6 @@ public struct ForwardingRules: Sendable {
         w.append("\r\n")
         w.append(bytes: fields)
         appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
-        return w.bytes
     }
 
     /// The value of the upstream's own ETag field, if it sent one.

@@ -19,8 +19,8 @@ public struct Conditions: Sendable, Equatable {
 
     /// Reads the conditional fields of a request head (all field lines of each combined).
     public init(_ head: FieldBlock) {
-        var im: [UInt8]? = nil
-        var inm: [UInt8]? = nil
+        var im = ListField()
+        var inm = ListField()
         var ims = false
         var ius = false
         head.bytes.withUnsafeBytes { b in
@@ -28,9 +28,9 @@ public struct Conditions: Sendable, Equatable {
                 let n = f.name
                 switch n.count {
                 case 8 where b.equalsLowercasePublic(n, "if-match"):
-                    im = (im.map { $0 + [0x2C] } ?? []) + head.bytes[f.value]
+                    im.add(f.value, head.bytes)
                 case 13 where b.equalsLowercasePublic(n, "if-none-match"):
-                    inm = (inm.map { $0 + [0x2C] } ?? []) + head.bytes[f.value]
+                    inm.add(f.value, head.bytes)
                 case 17 where b.equalsLowercasePublic(n, "if-modified-since"):
                     ims = true
                 case 19 where b.equalsLowercasePublic(n, "if-unmodified-since"):
@@ -40,8 +40,30 @@ public struct Conditions: Sendable, Equatable {
                 }
             }
         }
-        self.init(ifMatch: im.map { EntityTagList.parse(bytes: $0) }, ifNoneMatch: inm.map { EntityTagList.parse(bytes: $0) },
+        self.init(ifMatch: im.list(head.bytes), ifNoneMatch: inm.list(head.bytes),
                   hasIfModifiedSince: ims, hasIfUnmodifiedSince: ius)
+    }
+
+    /// The field lines of one list-valued field: parsed in place when there is one line (the usual case),
+    /// combined with commas when there are several (RFC 9110 §5.3).
+    private struct ListField {
+        var first: Range<Int>? = nil
+        var combined: [UInt8]? = nil
+
+        mutating func add(_ value: Range<Int>, _ bytes: [UInt8]) {
+            if let c = combined {
+                combined = c + [0x2C] + bytes[value]
+            } else if let f = first {
+                combined = Array(bytes[f]) + [0x2C] + bytes[value]
+            } else {
+                first = value
+            }
+        }
+
+        func list(_ bytes: [UInt8]) -> EntityTagList? {
+            if let combined { return EntityTagList.parse(bytes: combined) }
+            return first.map { EntityTagList.parse(bytes: bytes, in: $0) }
+        }
     }
 
     public var isEmpty: Bool { ifMatch == nil && ifNoneMatch == nil }

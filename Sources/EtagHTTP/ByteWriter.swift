@@ -7,6 +7,14 @@ public struct ByteWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Writes into `storage`'s memory (emptied first); give it back with `storage = writer.bytes` once the
+    /// bytes are sent, and the next head is written without an allocation.
+    public init(reusing storage: inout [UInt8]) {
+        bytes = []
+        swap(&bytes, &storage)
+        bytes.removeAll(keepingCapacity: true)
+    }
+
     @inline(__always) public mutating func append(_ s: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }

@@ -14,6 +14,35 @@ public struct FieldBlock: Sendable {
         self.fields = fields
     }
 
+    public static let empty = FieldBlock(bytes: [], fields: [])
+
+    /// Replaces this block's contents with the head in `raw` and parses it with `parse`, reusing the memory
+    /// of both arrays when nothing else still holds them (a connection parses head after head into one block:
+    /// no allocation per request). The previous contents are gone either way.
+    mutating func refill<T>(
+        with raw: UnsafeRawBufferPointer,
+        _ parse: (UnsafeRawBufferPointer, [UInt8], inout [HeaderField]) throws(HTTPParseError) -> T
+    ) throws(HTTPParseError) -> T {
+        var b: [UInt8] = []
+        var f: [HeaderField] = []
+        swap(&b, &bytes)
+        swap(&f, &fields)
+        // Keep at most a typical head's worth of memory once an unusually large head has passed.
+        if b.capacity > 16384 { b = [] } else { b.removeAll(keepingCapacity: true) }
+        if f.capacity > 256 { f = [] } else { f.removeAll(keepingCapacity: true) }
+        b.append(contentsOf: raw)
+        let result = b.withUnsafeBytes { p -> Result<T, HTTPParseError> in
+            do throws(HTTPParseError) {
+                return .success(try parse(p, b, &f))
+            } catch {
+                return .failure(error)
+            }
+        }
+        bytes = b
+        fields = f
+        return try result.get()
+    }
+
     /// Whether field `i`'s name equals the lowercase ASCII `name`, ignoring case.
     @inlinable
     public func name(_ i: Int, is name: StaticString) -> Bool {

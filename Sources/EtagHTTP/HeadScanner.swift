@@ -43,11 +43,11 @@ enum HeadScanner {
     }
 
     /// Parses field lines from `start` up to the empty line ending at `end` (RFC 9112 §5).
+    /// The fields are appended to `fields` (which the caller passes empty, keeping its capacity).
     static func parseFields(
-        _ buf: UnsafeRawBufferPointer, from start: Int, end: Int, maxCount: Int
-    ) throws(HTTPParseError) -> [HeaderField] {
-        var fields: [HeaderField] = []
-        fields.reserveCapacity(16)
+        _ buf: UnsafeRawBufferPointer, from start: Int, end: Int, maxCount: Int, into fields: inout [HeaderField]
+    ) throws(HTTPParseError) {
+        if fields.capacity < 16 { fields.reserveCapacity(16) }
         var i = start
         let token = ByteClass.token
         let valueOK = ByteClass.fieldValue
@@ -81,7 +81,6 @@ enum HeadScanner {
             if fields.count > maxCount { throw HTTPParseError(431, "too many header fields") }
             i = next
         }
-        return fields
     }
 
     /// Parses "HTTP/1.x" at `r`; returns the minor version. RFC 9112 §2.3.

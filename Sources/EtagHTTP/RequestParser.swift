@@ -9,6 +9,14 @@ public enum RequestParser {
     public static func parse(
         _ buf: UnsafeRawBufferPointer, limits: HTTPLimits, scanFrom: Int = 0
     ) throws(HTTPParseError) -> HeadParseResult<RequestHead> {
+        var storage = FieldBlock.empty
+        return try parse(buf, limits: limits, scanFrom: scanFrom, storage: &storage)
+    }
+
+    /// `parse`, copying the head into `storage`'s memory when it is free (see `FieldBlock.refill`).
+    public static func parse(
+        _ buf: UnsafeRawBufferPointer, limits: HTTPLimits, scanFrom: Int = 0, storage: inout FieldBlock
+    ) throws(HTTPParseError) -> HeadParseResult<RequestHead> {
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
         var start = 0
         while start < buf.count, start < 8, buf[start] == 0x0D || buf[start] == 0x0A { start += 1 }
@@ -17,20 +25,14 @@ public enum RequestParser {
             return .incomplete(scanned: max(start, buf.count - 3))
         }
         if end - start > limits.maxHeadSize { throw HTTPParseError(431, "request head larger than the limit") }
-        let copy = Array(UnsafeRawBufferPointer(rebasing: buf[start..<end]))
-        let result = copy.withUnsafeBytes { b -> Result<RequestHead, HTTPParseError> in
-            do throws(HTTPParseError) {
-                return .success(try parseHead(b, copy, limits))
-            } catch {
-                return .failure(error)
-            }
+        let head = try storage.refill(with: UnsafeRawBufferPointer(rebasing: buf[start..<end])) {
+            (b, copy, fields) throws(HTTPParseError) in try parseHead(b, copy, &fields, limits)
         }
-        let head = try result.get()
         return .complete(head, consumed: end)
     }
 
     private static func parseHead(
-        _ b: UnsafeRawBufferPointer, _ copy: [UInt8], _ limits: HTTPLimits
+        _ b: UnsafeRawBufferPointer, _ copy: [UInt8], _ fields: inout [HeaderField], _ limits: HTTPLimits
     ) throws(HTTPParseError) -> RequestHead {
         let n = b.count
         // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
@@ -52,7 +54,7 @@ public enum RequestParser {
             throw .bad("malformed HTTP version")
         }
         guard minor >= 0 else { throw HTTPParseError(505, "only HTTP/1.x is supported") }
-        let fields = try HeadScanner.parseFields(b, from: next, end: n, maxCount: limits.maxHeaderCount)
+        try HeadScanner.parseFields(b, from: next, end: n, maxCount: limits.maxHeaderCount, into: &fields)
         let method = HTTPMethod.classify(b, methodRange)
 
         var framingCL: UInt64? = nil

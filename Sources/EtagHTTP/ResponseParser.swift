@@ -30,25 +30,29 @@ public enum ResponseParser {
     public static func parse(
         _ buf: UnsafeRawBufferPointer, requestMethod: HTTPMethod, limits: HTTPLimits, scanFrom: Int = 0
     ) throws(HTTPParseError) -> HeadParseResult<ResponseHead> {
+        var storage = FieldBlock.empty
+        return try parse(buf, requestMethod: requestMethod, limits: limits, scanFrom: scanFrom, storage: &storage)
+    }
+
+    /// `parse`, copying the head into `storage`'s memory when it is free (see `FieldBlock.refill`).
+    public static func parse(
+        _ buf: UnsafeRawBufferPointer, requestMethod: HTTPMethod, limits: HTTPLimits, scanFrom: Int = 0,
+        storage: inout FieldBlock
+    ) throws(HTTPParseError) -> HeadParseResult<ResponseHead> {
         guard let end = HeadScanner.findEnd(buf, start: 0, from: scanFrom) else {
             if buf.count > limits.maxHeadSize { throw HTTPParseError(502, "upstream response head larger than the limit") }
             return .incomplete(scanned: max(0, buf.count - 3))
         }
         if end > limits.maxHeadSize { throw HTTPParseError(502, "upstream response head larger than the limit") }
-        let copy = Array(UnsafeRawBufferPointer(rebasing: buf[0..<end]))
-        let result = copy.withUnsafeBytes { b -> Result<ResponseHead, HTTPParseError> in
-            do throws(HTTPParseError) {
-                return .success(try parseHead(b, copy, requestMethod, limits))
-            } catch {
-                return .failure(error)
-            }
+        let head = try storage.refill(with: UnsafeRawBufferPointer(rebasing: buf[0..<end])) {
+            (b, copy, fields) throws(HTTPParseError) in try parseHead(b, copy, &fields, requestMethod, limits)
         }
-        let head = try result.get()
         return .complete(head, consumed: end)
     }
 
     private static func parseHead(
-        _ b: UnsafeRawBufferPointer, _ copy: [UInt8], _ method: HTTPMethod, _ limits: HTTPLimits
+        _ b: UnsafeRawBufferPointer, _ copy: [UInt8], _ fields: inout [HeaderField], _ method: HTTPMethod,
+        _ limits: HTTPLimits
     ) throws(HTTPParseError) -> ResponseHead {
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
         let n = b.count
@@ -64,8 +68,8 @@ public enum ResponseParser {
         guard status >= 100 else { throw HTTPParseError(502, "malformed upstream status code") }
         let (lineEnd, next) = try wrap { () throws(HTTPParseError) in try HeadScanner.lineEnd(b, 12, n) }
         if lineEnd > 12, b[12] != 0x20 { throw HTTPParseError(502, "malformed upstream status line") }
-        let fields = try wrap { () throws(HTTPParseError) in
-            try HeadScanner.parseFields(b, from: next, end: n, maxCount: limits.maxHeaderCount)
+        try wrap { () throws(HTTPParseError) in
+            try HeadScanner.parseFields(b, from: next, end: n, maxCount: limits.maxHeaderCount, into: &fields)
         }
 
         var cl: UInt64? = nil

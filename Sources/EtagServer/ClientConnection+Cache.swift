@@ -76,7 +76,7 @@ extension ClientConnection {
                 forward = .request
             } else if !conditions.isEmpty && bodyDone {
                 let quoted = entry.etag.quotedETag
-                let current = EntityTag(opaque: Array(quoted[1..<41]))
+                let current = EntityTag(opaque: quoted[1..<41])
                 switch evaluatePreconditions(method: head.method, conditions, current: current) {
                 case .notModified:
                     // RFC 9110 §15.4.5: the 304 repeats the 200's Cache-Control, Content-Location, Expires and
@@ -104,9 +104,13 @@ extension ClientConnection {
     private func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
         worker.counters.add(.notModifiedFromCache)
         statusSent = 304
-        write(settings.rules.notModifiedHead(
-            etag: quotedTag, date: worker.date, fields: fields,
-            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true))
+        // The head is written into the worker's scratch memory: sent at once (or copied when the socket is full).
+        var w = ByteWriter(reusing: &worker.headScratch)
+        settings.rules.notModifiedHead(
+            into: &w, etag: quotedTag, date: worker.date, fields: fields,
+            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true)
+        write(w.bytes)
+        worker.headScratch = w.bytes
         endExchange()
     }
 

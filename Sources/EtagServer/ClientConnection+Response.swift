@@ -11,7 +11,9 @@ extension ClientConnection {
             while true {
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
-                    switch try ResponseParser.parse(rest, requestMethod: upstreamMethod, limits: settings.responseLimits) {
+                    switch try ResponseParser.parse(
+                        rest, requestMethod: upstreamMethod, limits: settings.responseLimits, storage: &responseStorage
+                    ) {
                     case .incomplete:
                         return off
                     case .complete(let head, let used):

@@ -19,6 +19,10 @@ final class ClientConnection: TCPConnection {
     var closeWhenDrained = false
     var peerEnded = false
 
+    /// Memory for the request and response heads, reused from exchange to exchange (see `FieldBlock.refill`).
+    private var requestStorage = FieldBlock.empty
+    var responseStorage = FieldBlock.empty
+
     // The exchange in flight.
     var request: RequestHead?
     var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
@@ -84,7 +88,9 @@ final class ClientConnection: TCPConnection {
                 bytesSeenForHead = true
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
-                    switch try RequestParser.parse(rest, limits: settings.requestLimits, scanFrom: scanOffset) {
+                    switch try RequestParser.parse(
+                        rest, limits: settings.requestLimits, scanFrom: scanOffset, storage: &requestStorage
+                    ) {
                     case .incomplete(let scanned):
                         scanOffset = scanned
                         return off

@@ -92,8 +92,10 @@ class TCPConnection {
         var written = 0
         if queuedBytes == 0 {
             var bufs = (uvBuf(a), uvBuf(b), uvBuf(c), uvBuf(d))
+            // Trailing empty parts are left out of the writev.
+            let used: UInt32 = d.count > 0 ? 4 : c.count > 0 ? 3 : b.count > 0 ? 2 : 1
             let n = withUnsafeMutablePointer(to: &bufs) { p in
-                p.withMemoryRebound(to: uv_buf_t.self, capacity: 4) { uv_try_write(stream, $0, 4) }
+                p.withMemoryRebound(to: uv_buf_t.self, capacity: 4) { uv_try_write(stream, $0, used) }
             }
             if n == Int32(total) { return }
             if n < 0 && n != UV_EAGAIN.rawValue {

@@ -30,6 +30,8 @@ final class Worker: @unchecked Sendable {
     let counters: CacheCounters
     /// For cache keys (one-shot, synchronous use only).
     let keyHasher = SHA1Hasher()
+    /// Memory for heads the worker writes and sends at once (see `ByteWriter(reusing:)`).
+    var headScratch: [UInt8] = []
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
     /// Write leases held by this worker (stripe → lease word), and writers queued per stripe, in order.

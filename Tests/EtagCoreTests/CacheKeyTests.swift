@@ -67,4 +67,24 @@ struct CacheKeyTests {
         hasher.update(Array("bc".utf8))
         #expect(hasher.finish() == d, "streamed updates give the same digest")
     }
+
+    /// Small updates are staged and handed to OpenSSL together; large ones go straight through. Any mix of
+    /// piece sizes gives the digest of the whole (FIPS 180-2: one million "a" → 34aa973c…).
+    @Test(arguments: [[1], [3, 61, 1], [127, 129], [255, 2], [256], [300], [1, 200, 1000, 7], [4096]])
+    func stagedAndDirectUpdatesGiveOneDigest(_ pattern: [Int]) {
+        let total = 1_000_000
+        let a = [UInt8](repeating: UInt8(ascii: "a"), count: 4096)
+        var sent = 0
+        var k = 0
+        while sent < total {
+            let n = min(pattern[k % pattern.count], total - sent)
+            a.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            sent += n
+            k += 1
+        }
+        #expect(String(decoding: hasher.finish().hex, as: UTF8.self) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
+        hasher.update("ab")
+        hasher.reset()  // a reset drops staged bytes too
+        #expect(String(decoding: hasher.hash(Array("abc".utf8)).hex, as: UTF8.self) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+    }
 }
