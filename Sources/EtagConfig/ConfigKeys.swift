@@ -149,6 +149,9 @@ public enum ConfigKeys {
             guard names.allSatisfy({ n in n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) } }) else {
                 return "'\(text)' must be a list of field names"
             }
+            guard names.count <= CacheKeyBuilder.maxKeyHeaders else {
+                return "at most \(CacheKeyBuilder.maxKeyHeaders) field names"
+            }
             c.cache.keyHeaders = names
             return nil
         },

@@ -11,33 +11,47 @@ import EtagHTTP
 public struct CacheKeyBuilder: Sendable {
     let origin: [UInt8]
     let keyHeaders: [[UInt8]]
+    /// What every key's material starts with: a format mark and the first 8 bytes of SHA-1(origin). The origin
+    /// comes from the config, not from clients, so a digest prefix separates upstreams as well as the whole
+    /// string would — and keeps a typical request's key material inside one SHA-1 block.
+    private let keyPrefix: [UInt8]
+    /// The URI digest's two FNV-1a states after the origin (computed once).
+    private let uriSeed: (UInt64, UInt64)
+
+    /// At most this many `cache.key_headers` (each is named by a one-byte index in the key material).
+    public static let maxKeyHeaders = 64
 
     public init(origin: String, keyHeaders: [String]) {
+        precondition(keyHeaders.count <= Self.maxKeyHeaders, "at most \(Self.maxKeyHeaders) key headers")
         self.origin = Array(origin.utf8)
         self.keyHeaders = keyHeaders.map { Array($0.lowercased().utf8) }
+        let originDigest = SHA1Hasher().hash(self.origin)
+        keyPrefix = Array("k2".utf8) + withUnsafeBytes(of: originDigest.a) { Array($0) }
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h2: UInt64 = 0x8422_2325_cbf2_9ce4
+        for c in self.origin + [0] { Self.mix(c, &h1, &h2) }
+        uriSeed = (h1, h2)
+    }
+
+    @inline(__always) private static func mix(_ c: UInt8, _ h1: inout UInt64, _ h2: inout UInt64) {
+        h1 = (h1 ^ UInt64(c)) &* 0x0000_0100_0000_01B3
+        h2 = (h2 ^ UInt64(c)) &* 0x0000_0100_0000_01B3 ^ (h2 >> 29)
     }
 
     /// The URI digest of `path` (query ignored) on `host`: two FNV-1a 64-bit hashes. It only indexes the
     /// generation counters and lease stripes, where a collision costs an extra invalidation or a shared lease,
     /// never a wrong answer — so it needs no cryptographic hash (the key digest, which does, is SHA-1).
     public func uriDigest(host: some Collection<UInt8>, path: some Collection<UInt8>) -> Digest20 {
-        var h1: UInt64 = 0xcbf2_9ce4_8422_2325
-        var h2: UInt64 = 0x8422_2325_cbf2_9ce4
-        @inline(__always) func mix(_ c: UInt8) {
-            h1 = (h1 ^ UInt64(c)) &* 0x0000_0100_0000_01B3
-            h2 = (h2 ^ UInt64(c)) &* 0x0000_0100_0000_01B3 ^ (h2 >> 29)
-        }
-        for c in origin { mix(c) }
-        mix(0)
-        for c in host { mix(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0)) }
-        mix(0)
+        var (h1, h2) = uriSeed
+        for c in host { Self.mix(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0), &h1, &h2) }
+        Self.mix(0, &h1, &h2)
         var any = false
         for c in path {
             if c == UInt8(ascii: "?") { break }
-            mix(c)
+            Self.mix(c, &h1, &h2)
             any = true
         }
-        if !any { mix(UInt8(ascii: "/")) }
+        if !any { Self.mix(UInt8(ascii: "/"), &h1, &h2) }
         return Digest20(a: h1, b: h2, c: UInt32(truncatingIfNeeded: (h1 >> 32) ^ h2))
     }
 
@@ -49,51 +63,73 @@ public struct CacheKeyBuilder: Sendable {
 
     /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields; `path`
     /// replaces the target (the Location a POST created).
+    ///
+    /// The material is unambiguous because NUL occurs in no host, target or field value (the parser refuses it):
+    /// prefix (fixed length) · host, lowercased · NUL · path and query (empty → "/") · for each key header that
+    /// is present: NUL, its index (1…64), its values joined by commas · with Vary fields: NUL NUL "v", then for
+    /// each: NUL, name, ":", values. GET and HEAD share the key (HEAD is answered from GET's representation).
     public func keyDigest(_ req: RequestHead, vary: [[UInt8]] = [], path: [UInt8]? = nil, hasher: SHA1Hasher) -> Digest20 {
         let b = req.head.bytes
-        hasher.update("k\0")
-        hasher.update(origin)
-        hasher.update("\0GET\0")
+        hasher.update(keyPrefix)
         if let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
         hasher.update("\0")
-        if let path { hasher.update(path) } else { Self.update(hasher, b[req.pathRange]) }
-        for name in keyHeaders { updateField(hasher, req.head, name) }
+        let target = path.map { $0[...] } ?? b[req.pathRange]
+        if target.isEmpty { hasher.update("/") } else { Self.update(hasher, target) }
+        for (i, name) in keyHeaders.enumerated() {
+            updateField(hasher, req.head, name, mark: UInt8(i + 1))
+        }
         if !vary.isEmpty {
-            hasher.update("\0vary")
-            for name in vary { updateField(hasher, req.head, name) }
+            hasher.update("\0\0v")
+            for name in vary { updateField(hasher, req.head, name, mark: nil) }
         }
         return hasher.finish()
     }
 
-    private static func update(_ hasher: SHA1Hasher, _ bytes: some Collection<UInt8>) {
-        if let done: Void = bytes.withContiguousStorageIfAvailable({ hasher.update(UnsafeRawBufferPointer($0)) }) {
-            return done
-        }
-        hasher.update(Array(bytes))
+    private static func update(_ hasher: SHA1Hasher, _ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { hasher.update($0) }
     }
 
-    private static func updateLowercased(_ hasher: SHA1Hasher, _ bytes: some Collection<UInt8>) {
+    private static func updateLowercased(_ hasher: SHA1Hasher, _ bytes: ArraySlice<UInt8>) {
         if bytes.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) }) { return update(hasher, bytes) }
         hasher.update(bytes.map { $0 | ($0 >= 0x41 && $0 <= 0x5A ? 0x20 : 0) })
     }
 
-    private func updateField(_ hasher: SHA1Hasher, _ block: FieldBlock, _ name: [UInt8]) {
-        hasher.update("\0")
-        hasher.update(name)
-        hasher.update(":")
+    /// Adds the values of every field line called `name`, joined by commas: after NUL and `mark` (a key
+    /// header's index; an absent key header adds nothing), or after NUL, the name and ":" (a Vary field).
+    private func updateField(_ hasher: SHA1Hasher, _ block: FieldBlock, _ name: [UInt8], mark: UInt8?) {
         var first = true
-        for f in block.fields where f.name.count == name.count {
-            var same = true
-            for (j, i) in f.name.enumerated() where block.bytes[i] | 0x20 != name[j] | 0x20 {
-                same = false
-                break
+        if mark == nil {
+            hasher.update("\0")
+            hasher.update(name)
+            hasher.update(":")
+        }
+        block.bytes.withUnsafeBytes { b in
+            name.withUnsafeBytes { n in
+                for f in block.fields where f.name.count == n.count {
+                    var same = true
+                    var j = 0
+                    for i in f.name {
+                        if Self.lower(b[i]) != Self.lower(n[j]) {
+                            same = false
+                            break
+                        }
+                        j += 1
+                    }
+                    guard same else { continue }
+                    if !first {
+                        hasher.update(",")
+                    } else if let mark {
+                        hasher.update("\0")
+                        withUnsafeBytes(of: mark) { hasher.update($0) }
+                    }
+                    first = false
+                    hasher.update(UnsafeRawBufferPointer(rebasing: b[f.value]))
+                }
             }
-            guard same else { continue }
-            if !first { hasher.update(",") }
-            Self.update(hasher, block.bytes[f.value])
-            first = false
         }
     }
+
+    @inline(__always) private static func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
 
     /// The parent collection of a path: `/persons/1` → `/persons`, `/persons` → `/`.
     public static func parent(of path: [UInt8]) -> [UInt8]? {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An entity-tag (RFC 9110 §8.8.3): an opaque string, strong or weak.
 public struct EntityTag: Sendable, Equatable, CustomStringConvertible {
     /// The opaque-tag without its quotes (a slice of the field value it was parsed from: no copy).
@@ -14,10 +18,17 @@ public struct EntityTag: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Strong comparison (§8.8.3.2): both strong and the same characters.
-    public func strongMatches(_ other: EntityTag) -> Bool { !weak && !other.weak && opaque == other.opaque }
+    public func strongMatches(_ other: EntityTag) -> Bool { !weak && !other.weak && sameOpaque(other) }
 
     /// Weak comparison (§8.8.3.2): the same characters, weakness ignored.
-    public func weakMatches(_ other: EntityTag) -> Bool { opaque == other.opaque }
+    public func weakMatches(_ other: EntityTag) -> Bool { sameOpaque(other) }
+
+    private func sameOpaque(_ other: EntityTag) -> Bool {
+        guard opaque.count == other.opaque.count else { return false }
+        return opaque.withUnsafeBytes { a in
+            other.opaque.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+        }
+    }
 
     /// The field value form, always quoted (we never emit unquoted tags).
     public var description: String { (weak ? "W/" : "") + "\"" + String(decoding: opaque, as: UTF8.self) + "\"" }

@@ -69,11 +69,21 @@ enum HeadScanner {
             j += 1
             while j < end, buf[j] == 0x20 || buf[j] == 0x09 { j += 1 }
             let valueStart = j
-            let (contentEnd, next) = try lineEnd(buf, j, end)
+            // One pass: every value byte is checked, and the first one that is not a value byte must end the line
+            // (CR LF, or a bare LF); CR, LF, NUL and the other CTLs are not value bytes (RFC 9110 §5.5).
             var k = valueStart
-            while k < contentEnd {
-                guard valueOK[Int(buf[k])] else { throw .bad("invalid character in a header field value") }
-                k += 1
+            while k < end, valueOK[Int(buf[k])] { k += 1 }
+            let contentEnd = k
+            let next: Int
+            if k < end, buf[k] == 0x0A {
+                next = k + 1
+            } else if k < end, buf[k] == 0x0D {
+                guard k + 1 < end, buf[k + 1] == 0x0A else { throw .bad("bare CR in the message head") }
+                next = k + 2
+            } else if k < end {
+                throw .bad("invalid character in a header field value")
+            } else {
+                throw .bad("unterminated line in the message head")
             }
             var valueEnd = contentEnd
             while valueEnd > valueStart, buf[valueEnd - 1] == 0x20 || buf[valueEnd - 1] == 0x09 { valueEnd -= 1 }

@@ -1,8 +1,9 @@
 import EtagCore
 import EtagHTTP
 
-/// Values every exchange on a worker needs, computed once from the config.
-struct ExchangeSettings: Sendable {
+/// Values every exchange on a worker needs, computed once from the config. A class: an exchange reads many
+/// of them, and a reference costs one retain where a copy of the struct would retain each member.
+final class ExchangeSettings: Sendable {
     let rules: ForwardingRules
     let requestLimits: HTTPLimits
     let responseLimits: HTTPLimits

@@ -32,6 +32,23 @@ struct CacheKeyTests {
         #expect(builder.keyDigest(a, vary: [Array("x-tenant".utf8)], hasher: hasher) != ka)
     }
 
+    /// The key material must not let one request's fields pose as another's (the key separates users).
+    @Test func keyFieldsCannotBeConfused() throws {
+        func key(_ fields: String, target: String = "/p", vary: [String] = []) throws -> Digest20 {
+            builder.keyDigest(try request("GET \(target) HTTP/1.1\r\nHost: h\r\n\(fields)\r\n"),
+                              vary: vary.map { Array($0.utf8) }, hasher: hasher)
+        }
+        let none = try key("")
+        #expect(try key("Authorization: \r\n") != none, "an empty credential is not an absent one")
+        #expect(try key("Authorization: gzip\r\n") != key("Accept-Encoding: gzip\r\n"), "which field holds a value counts")
+        #expect(try key("Authorization: a\r\nAccept-Encoding: b\r\n") != key("Authorization: a,b\r\n"))
+        #expect(try key("Authorization: a\r\nAuthorization: b\r\n") == key("Authorization: a,b\r\n"), "RFC 9110 §5.3")
+        #expect(try key("AUTHORIZATION: a\r\n") == key("authorization: a\r\n"), "field names ignore case")
+        #expect(try key("X-T: 1\r\n", vary: ["x-t"]) != key("X-T: 2\r\n", vary: ["x-t"]))
+        #expect(try key("", vary: ["x-t"]) != none, "a Vary variant never shares the plain key")
+        #expect(try key("", target: "/p?a") != key("", target: "/p%3Fa"))
+    }
+
     @Test func parents() {
         #expect(CacheKeyBuilder.parent(of: Array("/persons/1".utf8)) == Array("/persons".utf8))
         #expect(CacheKeyBuilder.parent(of: Array("/persons/1/".utf8)) == Array("/persons".utf8))
