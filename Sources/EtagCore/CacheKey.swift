@@ -8,7 +8,7 @@ import EtagHTTP
 /// - The *key digest* names one representation: origin, method class (GET and HEAD share it), Host, path and
 ///   query, the values of the representation-selecting headers (`cache.key_headers`), and of the headers the
 ///   upstream's Vary names.
-public struct CacheKeyBuilder: Sendable {
+public final class CacheKeyBuilder: Sendable {
     let origin: [UInt8]
     let keyHeaders: [[UInt8]]
     /// What every key's material starts with: a format mark and the first 8 bytes of SHA-1(origin). The origin

@@ -1,7 +1,8 @@
 import EtagHTTP
 
 /// What a forwarded message keeps, drops and gains (RFC 9110 §7.6). Pure: heads in, bytes out.
-public struct ForwardingRules: Sendable {
+/// Immutable; a class so that an exchange reaching it through the worker's settings retains one reference.
+public final class ForwardingRules: Sendable {
     let via: [UInt8]
     let upstreamAuthority: [UInt8]
     let basePath: [UInt8]

@@ -108,7 +108,7 @@ extension ClientConnection {
         var w = ByteWriter(reusing: &worker.headScratch)
         settings.rules.notModifiedHead(
             into: &w, etag: quotedTag, date: worker.date, fields: fields,
-            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true)
+            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: clientIsHTTP11)
         write(w.bytes)
         worker.headScratch = w.bytes
         endExchange()

@@ -114,7 +114,7 @@ extension ClientConnection {
     /// Prepares the head of a response whose body is relayed as it arrives (no ETag of ours).
     private func streamHead(_ head: ResponseHead) {
         let isHeadRequest = request?.method == .head
-        let http11 = request?.isHTTP11 ?? true
+        let http11 = clientIsHTTP11
         clientFraming = ForwardingRules.clientFraming(for: head, clientIsHTTP11: http11)
         if clientFraming == .untilClose { keepAliveAfter = false }
         pendingHead = settings.rules.clientResponseHead(
@@ -172,7 +172,7 @@ extension ClientConnection {
 
     /// Answers with a complete, tagged response: 304, 412 or the 200 with its ETag (RFC 9110 §13.2.2).
     func respondTagged(_ r: TaggedResponse, collapsed: Bool) {
-        let http11 = request?.isHTTP11 ?? true
+        let http11 = clientIsHTTP11
         upstreamStatus = r.head.status
         var status = cacheStatusLine(status: r.head.status, stored: r.stored)
         if collapsed, status.count > 2 { status.insert(contentsOf: Array("; collapsed".utf8), at: status.count - 2) }

@@ -229,7 +229,7 @@ extension ClientConnection {
         upstreamStatus = head.status
         let bytes = settings.rules.clientResponseHead(
             head, framing: .length(UInt64(body.count)), keepAlive: keepAliveAfter,
-            clientIsHTTP11: request?.isHTTP11 ?? true, date: worker.date, dropETag: settings.etagMode == .replace)
+            clientIsHTTP11: clientIsHTTP11, date: worker.date, dropETag: settings.etagMode == .replace)
         bodyBytesSent = UInt64(body.count)
         bytes.withUnsafeBytes { hb in body.withUnsafeBytes { write(hb, $0) } }
         endExchange()
@@ -311,7 +311,7 @@ extension ClientConnection {
         upstreamStatus = head.status
         let framing: ForwardingRules.ClientFraming = head.status == 204 ? .none : .length(UInt64(body.count))
         let bytes = settings.rules.clientResponseHead(
-            head, framing: framing, keepAlive: keepAliveAfter, clientIsHTTP11: request?.isHTTP11 ?? true,
+            head, framing: framing, keepAlive: keepAliveAfter, clientIsHTTP11: clientIsHTTP11,
             date: worker.date, dropETag: settings.etagMode == .replace || tag != nil, etag: tag)
         bodyBytesSent = UInt64(body.count)
         bytes.withUnsafeBytes { hb in body.withUnsafeBytes { write(hb, $0) } }

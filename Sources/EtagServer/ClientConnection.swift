@@ -25,6 +25,8 @@ final class ClientConnection: TCPConnection {
 
     // The exchange in flight.
     var request: RequestHead?
+    /// The request's version, kept apart so the hot paths need not copy `request` to read it.
+    var clientIsHTTP11 = true
     var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
     var bodyDone = true
     var upstream: UpstreamConnection?
@@ -219,6 +221,7 @@ final class ClientConnection: TCPConnection {
 
     private func beginExchange(_ head: RequestHead) {
         request = head
+        clientIsHTTP11 = head.isHTTP11
         exchangeStart = worker.now
         keepAliveAfter = head.keepAlive && !worker.draining
         statusSent = 0
