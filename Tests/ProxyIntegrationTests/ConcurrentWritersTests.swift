@@ -91,6 +91,33 @@ struct ConcurrentWritersTests {
         #expect(waited > 0.3, "it was still held when B asked")
     }
 
+    /// A writer that resets its connection after its PUT went upstream: the upstream may still apply it, so the
+    /// lease is left to expire rather than freed — the next writer with the same old tag waits, then sees the
+    /// first write in its pre-fetch and gets 412. Freed at once, the second pre-fetch would still see the old
+    /// state (the upstream applies the first write only after 0.6 s) and both writes would land: a lost update.
+    @Test func aWriterThatResetsAfterItsWriteWentUpstreamKeepsTheLeaseUntilItExpires() throws {
+        let store = RecordingStore(["/r": "v0"])
+        let up = try TestUpstream { req in
+            if req.method == "PUT" && req.bodyText == "first" { Thread.sleep(forTimeInterval: 0.6) }
+            return store.handle(req)
+        }
+        let proxy = try ProxyHarness(upstream: up) { $0.concurrency.leaseTTL = 1500 }
+        defer { proxy.stop() }
+        let tag = try #require(try proxy.request("GET /r HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
+        let first = try proxy.connect()
+        first.send("PUT /r HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 5\r\n\r\nfirst")
+        let deadline = Date().addingTimeInterval(5)
+        while !up.requests.contains(where: { $0.method == "PUT" }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        first.reset()
+        let start = Date()
+        let second = try proxy.request(
+            "PUT /r HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 6\r\n\r\nsecond")
+        #expect(second.status == 412, "the second writer saw the first write")
+        #expect(Date().timeIntervalSince(start) > 0.5, "it waited for the abandoned lease")
+        #expect(store.writeCount == 1)
+        #expect(store.value("/r") == "first")
+    }
+
     @Test func getsAreNeverBlockedByAWrite() throws {
         let up = try TestUpstream { req in
             req.method == "PUT" ? .delay(1.0, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("r".utf8))

@@ -77,6 +77,13 @@ public final class RawClient {
     }
 
     public func close() { Glibc.close(fd) }
+
+    /// Closes with SO_LINGER 0: the peer gets a TCP reset instead of a FIN.
+    public func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        Glibc.close(fd)
+    }
 }
 
 /// Runs curl and returns its exit status, stdout and stderr.
