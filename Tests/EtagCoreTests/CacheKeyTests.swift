@@ -64,16 +64,28 @@ struct CacheKeyTests {
         #expect(CacheKeyBuilder.sameOriginPath(Array("//evil.example/p".utf8), host: host) == nil)
     }
 
-    @Test func directives() throws {
-        let raw = Array("HTTP/1.1 200 OK\r\nCache-Control: max-age=60, s-maxage=\"10\", private\r\nVary: Accept, X-Tenant\r\n\r\n".utf8)
+    func directives(_ fields: String) throws -> ResponseCacheDirectives {
+        let raw = Array("HTTP/1.1 200 OK\r\n\(fields)\r\n".utf8)
         let head = try raw.withUnsafeBytes { b -> ResponseHead in
             guard case .complete(let h, _) = try ResponseParser.parse(b, requestMethod: .get, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
             return h
         }
-        let d = ResponseCacheDirectives(head.head)
+        return ResponseCacheDirectives(head.head)
+    }
+
+    @Test func directives() throws {
+        let d = try directives("Cache-Control: max-age=60, s-maxage=\"10\", private\r\nVary: Accept, X-Tenant\r\n")
         #expect(d.maxAge == 10)
         #expect(d.isPrivate && !d.noStore && !d.noCache)
         #expect(d.vary == [Array("accept".utf8), Array("x-tenant".utf8)])
+    }
+
+    @Test func aContentCodingVariesOnAcceptEncoding() throws {
+        let ae = Array("accept-encoding".utf8)
+        #expect(try directives("Content-Encoding: gzip\r\n").vary == [ae])
+        #expect(try directives("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n").vary == [ae])
+        #expect(try directives("Content-Encoding: identity\r\n").vary == [])
+        #expect(try directives("Vary: Accept\r\n").vary == [Array("accept".utf8)])
     }
 
     @Test func sha1TagsAreQuotedLowercaseHex() {

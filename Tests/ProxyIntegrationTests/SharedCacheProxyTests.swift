@@ -104,6 +104,30 @@ struct SharedCacheProxyTests {
         #expect(other.bodyText == "tenant 2")
     }
 
+    /// RFC 9110 §8.8.3: a content-coded body and an identity body never share a strong tag — the key takes in
+    /// Accept-Encoding whenever the upstream sets Content-Encoding, even when `cache.key_headers` leaves it out
+    /// and the upstream sends no Vary.
+    @Test(arguments: [["authorization", "cookie", "accept", "accept-encoding", "accept-language"], ["authorization"]])
+    func codedAndIdentityBodiesNeverShareAnEntry(_ keyHeaders: [String]) throws {
+        let up = try TestUpstream { req in
+            (req.header("Accept-Encoding") ?? "").contains("gzip")
+                ? .respond(status: 200, headers: [("Content-Encoding", "gzip")], body: [0x1F, 0x8B, 0x08, 0x00, 0x01])
+                : .respond(status: 200, headers: [], body: Array("plain".utf8))
+        }
+        let proxy = try ProxyHarness(upstream: up) { $0.cache.keyHeaders = keyHeaders }
+        defer { proxy.stop() }
+        let gz = try proxy.request("GET /e HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+        let gzTag = try #require(gz.header("ETag"))
+        #expect(gzTag == "\"\(TestSHA1.hex(gz.body))\"", "the tag is over the coded bytes as sent")
+        let r = try proxy.request("GET /e HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(gzTag)\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(r.bodyText == "plain")
+        #expect(up.requests.count == 2)
+        let again = try proxy.request("GET /e HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nIf-None-Match: \(gzTag)\r\n\r\n")
+        #expect(again.status == 304)
+        #expect(again.header("Cache-Status") == "etag-proxy; hit")
+    }
+
     @Test func aSuccessfulWriteInvalidatesTheTargetItsParentAndLocation() throws {
         let up = try TestUpstream { req in
             req.method == "GET"
