@@ -53,6 +53,28 @@ http {{
     return path
 
 
+def nginx_configs(d, base):
+    """The upstream and the peer configs, on ports base+1 (upstream, no ETag), base+5 (upstream with nginx's
+    own ETag, so proxy_cache has a validator), base+2 (nginx proxy) and base+4 (nginx proxy_cache)."""
+    u, ue, p, pc = base + 1, base + 5, base + 2, base + 4
+    up = nginx_conf(d, "upstream", f"""
+      server {{ listen 127.0.0.1:{u}; etag off; root {d}/www; location / {{ default_type application/json; }}
+        location /w/ {{ default_type application/json;
+          if ($request_method = PUT) {{ return 200 '{{"ok":true}}'; }}
+          rewrite ^ /1k.json break; }} }}
+      server {{ listen 127.0.0.1:{ue}; etag on; root {d}/www; location / {{ default_type application/json; }} }}""")
+    px = nginx_conf(d, "proxy", f"""
+      upstream api {{ server 127.0.0.1:{u}; keepalive 256; }}
+      upstream api_etag {{ server 127.0.0.1:{ue}; keepalive 256; }}
+      proxy_cache_path {d}/cache levels=1:2 keys_zone=c:10m;
+      server {{ listen 127.0.0.1:{p};
+        location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+      server {{ listen 127.0.0.1:{pc};
+        location / {{ proxy_pass http://api_etag; proxy_http_version 1.1; proxy_set_header Connection "";
+                     proxy_cache c; proxy_cache_valid 200 10m; }} }}""")
+    return up, px
+
+
 WRITE_SCRIPT = """
 local tag = os.getenv("TAG")
 request = function()
@@ -133,21 +155,7 @@ def main():
     try:
         # The upstream: no ETag on 18081 (what etag-proxy is for); nginx's own ETag on 18085 (so nginx's
         # proxy_cache has a validator to answer 304 with).
-        up = nginx_conf(d, "upstream", f"""
-          server {{ listen 127.0.0.1:18081; etag off; root {d}/www; location / {{ default_type application/json; }}
-            location /w/ {{ default_type application/json;
-              if ($request_method = PUT) {{ return 200 '{{"ok":true}}'; }}
-              rewrite ^ /1k.json break; }} }}
-          server {{ listen 127.0.0.1:18085; etag on; root {d}/www; location / {{ default_type application/json; }} }}""")
-        px = nginx_conf(d, "proxy", f"""
-          upstream api {{ server 127.0.0.1:18081; keepalive 256; }}
-          upstream api_etag {{ server 127.0.0.1:18085; keepalive 256; }}
-          proxy_cache_path {d}/cache levels=1:2 keys_zone=c:10m;
-          server {{ listen 127.0.0.1:18082;
-            location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
-          server {{ listen 127.0.0.1:18084;
-            location / {{ proxy_pass http://api_etag; proxy_http_version 1.1; proxy_set_header Connection "";
-                         proxy_cache c; proxy_cache_valid 200 10m; }} }}""")
+        up, px = nginx_configs(d, base=18080)
         start(["nginx", "-c", up, "-e", f"{d}/upstream.err"], 18081)
         nginx = start(["nginx", "-c", px, "-e", f"{d}/proxy.err"], 18082)
         wait_port(18084)

@@ -9,7 +9,7 @@ Scenarios: the 304 answered from the cache (etag-proxy) / from proxy_cache (ngin
 import argparse, os, re, shutil, signal, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import etag_of, nginx_conf, wait_port  # noqa: E402
+from bench import etag_of, nginx_configs, wait_port  # noqa: E402
 
 
 def callgrind_total(path):
@@ -63,18 +63,7 @@ def main():
     binary = f"{d}/etag-proxy"
     shutil.copy(a.binary, binary)
     subprocess.run(["strip", "--strip-debug", binary], check=True)
-    up = nginx_conf(d, "upstream", f"""
-      server {{ listen 127.0.0.1:18091; etag off; root {d}/www; location / {{ default_type application/json; }} }}
-      server {{ listen 127.0.0.1:18095; etag on; root {d}/www; location / {{ default_type application/json; }} }}""")
-    px = nginx_conf(d, "proxy", f"""
-      upstream api {{ server 127.0.0.1:18091; keepalive 16; }}
-      upstream api_etag {{ server 127.0.0.1:18095; keepalive 16; }}
-      proxy_cache_path {d}/cache levels=1:2 keys_zone=c:10m;
-      server {{ listen 127.0.0.1:18092;
-        location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
-      server {{ listen 127.0.0.1:18094;
-        location / {{ proxy_pass http://api_etag; proxy_http_version 1.1; proxy_set_header Connection "";
-                     proxy_cache c; proxy_cache_valid 200 10m; }} }}""")
+    up, px = nginx_configs(d, base=18090)
     with open(f"{d}/etag.yaml", "w") as f:
         f.write("listen: 127.0.0.1:18093\nupstream: http://127.0.0.1:18091\nworkers: 1\naccess_log: off\n"
                 "cache:\n  name: etag-proxy-instr\n  ttl: 10m\n  collapse: false\n")
