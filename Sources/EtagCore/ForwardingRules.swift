@@ -230,8 +230,19 @@ public final class ForwardingRules: Sendable {
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
         dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = []
     ) -> [UInt8] {
+        var w = ByteWriter(capacity: resp.head.bytes.count + 128 + extra.count)
+        clientResponseHead(
+            into: &w, resp, framing: framing, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11, date: date,
+            dropETag: dropETag, etag: etag, extra: extra)
+        return w.bytes
+    }
+
+    /// `clientResponseHead`, appended to `w`.
+    public func clientResponseHead(
+        into w: inout ByteWriter, _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool,
+        clientIsHTTP11: Bool, date: [UInt8], dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = []
+    ) {
         let block = resp.head
-        var w = ByteWriter(capacity: block.bytes.count + 128 + extra.count)
         w.append("HTTP/1.1 ")
         w.append(block.bytes, resp.statusTextRange)
         w.append("\r\n")
@@ -264,7 +275,6 @@ public final class ForwardingRules: Sendable {
             w.append("\r\n")
         }
         appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
-        return w.bytes
     }
 
     /// Via, the `extra` lines, the persistence field (RFC 9112 §9.3) and the empty line ending a response head.

@@ -4,7 +4,7 @@ public struct ByteWriter: Sendable {
 
     public init(capacity: Int = 512) {
         bytes = []
-        bytes.reserveCapacity(capacity)
+        if capacity > 0 { bytes.reserveCapacity(capacity) }
     }
 
     /// Writes into `storage`'s memory (emptied first); give it back with `storage = writer.bytes` once the
@@ -67,11 +67,10 @@ public struct ByteWriter: Sendable {
         append("\r\n")
     }
 
-    /// Appends a field copied from a parsed head.
+    /// Appends a field copied from a parsed head: its name, colon, whitespace and value as received, then CRLF
+    /// (a bare LF ending, which the parser tolerates, is not passed on).
     public mutating func field(from block: FieldBlock, _ f: HeaderField) {
-        bytes.append(contentsOf: block.bytes[f.name])
-        append(": ")
-        bytes.append(contentsOf: block.bytes[f.value])
+        bytes.append(contentsOf: block.bytes[f.name.lowerBound..<f.value.upperBound])
         append("\r\n")
     }
 }

@@ -195,14 +195,16 @@ extension ClientConnection {
             return
         case .proceed:
             statusSent = r.head.status
-            let headBytes = settings.rules.clientResponseHead(
-                r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter, clientIsHTTP11: http11,
-                date: worker.date, dropETag: r.ours, etag: r.ours ? r.tag : nil, extra: status)
+            var w = ByteWriter(reusing: &worker.headScratch)  // sent at once (copied if the socket is full)
+            settings.rules.clientResponseHead(
+                into: &w, r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter,
+                clientIsHTTP11: http11, date: worker.date, dropETag: r.ours, etag: r.ours ? r.tag : nil, extra: status)
             let isHeadRequest = request?.method == .head
             bodyBytesSent = isHeadRequest ? 0 : UInt64(r.body.count)
-            headBytes.withUnsafeBytes { hb in
+            w.bytes.withUnsafeBytes { hb in
                 if isHeadRequest { write(hb) } else { r.body.withUnsafeBytes { write(hb, $0) } }
             }
+            worker.headScratch = w.bytes
         }
         endExchange()
     }

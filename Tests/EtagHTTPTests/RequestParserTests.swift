@@ -143,4 +143,32 @@ struct RequestParserTests {
         #expect(try head("PATCH / HTTP/1.1\r\nHost: a\r\n\r\n").method == .patch)
         #expect(HTTPMethod.put.isIdempotent && !HTTPMethod.post.isIdempotent && HTTPMethod.head.isSafe)
     }
+
+    /// Field values are checked eight bytes at a time: a control character or DEL at any offset of a long value
+    /// is still refused, and HTAB and obs-text are still allowed (RFC 9110 §5.5).
+    @Test func everyValueByteIsChecked() throws {
+        let base = Array("abcdefghijklmnopqrstuvwxyz0123".utf8)
+        for bad: UInt8 in [0x00, 0x01, 0x0B, 0x0D, 0x1F, 0x7F] {
+            for at in 0..<base.count {
+                var v = base
+                v[at] = bad
+                let raw = Array("GET / HTTP/1.1\r\nHost: a\r\nX: ".utf8) + v + Array("\r\n\r\n".utf8)
+                let r = raw.withUnsafeBytes { b -> Int? in
+                    do throws(HTTPParseError) {
+                        _ = try RequestParser.parse(b, limits: HTTPLimits())
+                        return nil
+                    } catch {
+                        return error.status
+                    }
+                }
+                #expect(r == 400, "byte \(bad) at \(at)")
+            }
+        }
+        let ok = Array("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb ".utf8) + [0x80, 0xC3, 0xA9, 0xFF] + Array("0123456789\r\n\r\n".utf8)
+        let h = try ok.withUnsafeBytes { b -> RequestHead in
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            return h
+        }
+        #expect(h.head.firstValue("x").map { h.head.bytes[$0].count } == 18)
+    }
 }
