@@ -142,8 +142,8 @@ public enum ConfigKeys {
             c.cache.name = text
             return nil
         },
-        size("cache.size", "16MiB", "Size of the shared-memory region (about 128 bytes per entry).", min: 1024 * 1024) { $0.cache.size = $1 },
-        ConfigKey(path: "cache.key_headers", meaning: "Request fields whose values are part of the cache key (a list), besides those the upstream's Vary names.",
+        size("cache.size", "16MiB", "Size of the shared-memory region (about 140 bytes per entry).", min: 1024 * 1024) { $0.cache.size = $1 },
+        ConfigKey(path: "cache.key_headers", meaning: "Request fields whose values are part of the cache key (a list of at most 64), besides those the upstream's Vary names.",
                   defaultText: "authorization, cookie, accept, accept-encoding, accept-language") { c, text in
             let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
             guard names.allSatisfy({ n in n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) } }) else {

@@ -64,6 +64,9 @@ struct ConfigLoaderTests {
         #expect(error("workers: many")?.key == "workers")
         #expect(error("concurrency:\n  enforce_if_match: maybe\n")?.key == "concurrency.enforce_if_match")
         #expect(error("upstream: ftp://x")?.key == "upstream")
+        let many = (1...65).map { "x-\($0)" }.joined(separator: ", ")
+        #expect(error("cache:\n  key_headers: [\(many)]\n")?.key == "cache.key_headers")
+        #expect(try load("cache:\n  key_headers: [authorization, x-tenant]\n").cache.keyHeaders == ["authorization", "x-tenant"])
     }
 
     @Test func unknownKeysAreErrors() throws {
