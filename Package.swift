@@ -41,7 +41,7 @@ let package = Package(
             dependencies: ["EtagHTTP", "EtagCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
-        .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP"]),
+        .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP", "TestSupport"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),
         .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
