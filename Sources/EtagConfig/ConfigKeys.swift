@@ -62,6 +62,18 @@ public enum ConfigKeys {
         }
     }
 
+    /// A key whose value names one case of `E` (any letter case); `names` lists them for the error message.
+    static func choice<E: RawRepresentable & Sendable>(
+        _ path: String, _ def: String, _ meaning: String, names: String,
+        _ set: @escaping @Sendable (inout ProxyConfig, E) -> Void
+    ) -> ConfigKey where E.RawValue == String {
+        ConfigKey(path: path, meaning: meaning, defaultText: def) { c, text in
+            guard let v = E(rawValue: text.lowercased()) else { return "'\(text)' is not \(names)" }
+            set(&c, v)
+            return nil
+        }
+    }
+
     static func bool(_ path: String, _ def: String, _ meaning: String,
                      _ set: @escaping @Sendable (inout ProxyConfig, Bool) -> Void) -> ConfigKey {
         ConfigKey(path: path, meaning: meaning, defaultText: def) { c, text in
@@ -129,12 +141,8 @@ public enum ConfigKeys {
             return nil
         },
         size("etag.max_body", "8MiB", "Bodies larger than this pass through unchanged, without an ETag.", min: 0) { $0.etag.maxBody = $1 },
-        ConfigKey(path: "etag.upstream", meaning: "An ETag the upstream sends: `replace` it with ours, or `keep` it (and leave its conditionals to the upstream).",
-                  defaultText: "replace") { c, text in
-            guard let m = UpstreamETagMode(rawValue: text.lowercased()) else { return "'\(text)' is not replace or keep" }
-            c.etag.upstream = m
-            return nil
-        },
+        choice("etag.upstream", "replace", "An ETag the upstream sends: `replace` it with ours, or `keep` it (and leave its conditionals to the upstream).",
+               names: "replace or keep") { (c, m: UpstreamETagMode) in c.etag.upstream = m },
         positiveDuration("cache.ttl", "30s", "How long a stored ETag answers 304 without asking the upstream.") { $0.cache.ttl = $1 },
         ConfigKey(path: "cache.name", meaning: "Shared-memory region name; processes with the same name share it. Default: derived from listen.",
                   defaultText: "(derived)") { c, text in
@@ -168,12 +176,8 @@ public enum ConfigKeys {
             c.concurrency.methods = names
             return nil
         },
-        ConfigKey(path: "concurrency.etag_after_write", meaning: "The ETag of a successful write: `refetch` (GET it again: the tag the next GET returns), `body` (hash the write's answer) or `none`.",
-                  defaultText: "refetch") { c, text in
-            guard let m = ETagAfterWrite(rawValue: text.lowercased()) else { return "'\(text)' is not refetch, body or none" }
-            c.concurrency.etagAfterWrite = m
-            return nil
-        },
+        choice("concurrency.etag_after_write", "refetch", "The ETag of a successful write: `refetch` (GET it again: the tag the next GET returns), `body` (hash the write's answer) or `none`.",
+               names: "refetch, body or none") { (c, m: ETagAfterWrite) in c.concurrency.etagAfterWrite = m },
         positiveDuration("concurrency.lease_ttl", "5s", "A write lease its owner stops renewing (a dead process) is free after this.") { $0.concurrency.leaseTTL = $1 },
         positiveDuration("concurrency.lease_wait", "30s", "A write waiting longer than this for its resource gets 503.") { $0.concurrency.leaseWait = $1 },
     ]

@@ -104,13 +104,11 @@ extension ClientConnection {
     private func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
         worker.counters.add(.notModifiedFromCache)
         statusSent = 304
-        // The head is written into the worker's scratch memory: sent at once (or copied when the socket is full).
-        var w = ByteWriter(reusing: &worker.headScratch)
-        settings.rules.notModifiedHead(
-            into: &w, etag: quotedTag, date: worker.date, fields: fields,
-            extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: clientIsHTTP11)
-        write(w.bytes)
-        worker.headScratch = w.bytes
+        writeHead { w in
+            settings.rules.notModifiedHead(
+                into: &w, etag: quotedTag, date: worker.date, fields: fields,
+                extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: clientIsHTTP11)
+        }
         endExchange()
     }
 

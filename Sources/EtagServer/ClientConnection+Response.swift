@@ -195,16 +195,14 @@ extension ClientConnection {
             return
         case .proceed:
             statusSent = r.head.status
-            var w = ByteWriter(reusing: &worker.headScratch)  // sent at once (copied if the socket is full)
-            settings.rules.clientResponseHead(
-                into: &w, r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter,
-                clientIsHTTP11: http11, date: worker.date, dropETag: r.ours, etag: r.ours ? r.tag : nil, extra: status)
             let isHeadRequest = request?.method == .head
             bodyBytesSent = isHeadRequest ? 0 : UInt64(r.body.count)
-            w.bytes.withUnsafeBytes { hb in
-                if isHeadRequest { write(hb) } else { r.body.withUnsafeBytes { write(hb, $0) } }
+            writeHead(body: isHeadRequest ? [] : r.body) { w in
+                settings.rules.clientResponseHead(
+                    into: &w, r.head, framing: .length(UInt64(r.body.count)), keepAlive: keepAliveAfter,
+                    clientIsHTTP11: http11, date: worker.date, dropETag: r.ours, etag: r.ours ? r.tag : nil,
+                    extra: status)
             }
-            worker.headScratch = w.bytes
         }
         endExchange()
     }

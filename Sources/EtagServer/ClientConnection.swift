@@ -262,6 +262,15 @@ final class ClientConnection: TCPConnection {
 
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
+    /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied
+    /// only when the socket cannot take them at once), so the head costs no allocation.
+    func writeHead(body: [UInt8] = [], _ build: (inout ByteWriter) -> Void) {
+        var w = ByteWriter(reusing: &worker.headScratch)
+        build(&w)
+        w.bytes.withUnsafeBytes { h in body.withUnsafeBytes { write(h, $0) } }
+        worker.headScratch = w.bytes
+    }
+
     func sendToUpstream(_ head: [UInt8]) {
         let (up, reused) = worker.pool.acquire()
         upstream = up
