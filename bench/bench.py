@@ -119,6 +119,9 @@ def main():
     ap.add_argument("--sizes", default="1k,64k,1m")
     ap.add_argument("--scenarios", default="get,304,write")
     ap.add_argument("--binary", default=".build/release/etag-proxy")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another etag-proxy build (e.g. main's) run beside --binary in every round: ratios are then "
+                         "candidate ÷ baseline instead of ÷ nginx (an A/B of two builds in one run)")
     ap.add_argument("--plain", action="store_true",
                     help="etag.max_body: 0 — no body is held or hashed: measures the forwarding core")
     a = ap.parse_args()
@@ -148,7 +151,7 @@ def main():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-bench"])
+        subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-bench", "/dev/shm/etag-proxy-bench-base"])
         shutil.rmtree(d, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(1)))
@@ -165,24 +168,41 @@ def main():
                     # Every GET goes upstream, as through the nginx peer (single-flight would share fetches).
                     "  collapse: false\n" + ("etag:\n  max_body: 0\n" if a.plain else ""))
         etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
+        base = None
+        if a.baseline:
+            with open(f"{d}/etag.yaml") as f:
+                conf = f.read().replace("18083", "18086").replace("etag-proxy-bench", "etag-proxy-bench-base")
+            with open(f"{d}/base.yaml", "w") as f:
+                f.write(conf)
+            base = start([a.baseline, "--config", f"{d}/base.yaml"], 18086)
         sizes = a.sizes.split(",")
+
+        def with_baseline(targets, header, *extra):
+            """With --baseline, the baseline build becomes the peer (second target) the ratios are taken against."""
+            if not base:
+                return targets
+            first, *rest = targets.items()
+            return dict([first, ("etag-proxy baseline", (18086, base.pid, header, *extra))] + rest)
+
         # scenario -> {target: (port, pid, header)}; the first target is the candidate, the second the peer.
         scenarios = {}
         for s in sizes:
             if "get" in a.scenarios:
-                scenarios[f"GET {s}"] = (f"/{s}.json", {
+                scenarios[f"GET {s}"] = (f"/{s}.json", with_baseline({
                     ("etag-proxy (plain relay)" if a.plain else "etag-proxy (hashed 200)"): (18083, etag.pid, None),
                     "nginx proxy": (18082, nginx.pid, None),
-                    "direct upstream": (18081, None, None)})
+                    "direct upstream": (18081, None, None)}, None))
             if "304" in a.scenarios:
                 path = f"/{s}.json"
                 ours = etag_of(18083, path)
                 theirs = etag_of(18084, path)
                 etag_of(18084, path)  # now cached
-                scenarios[f"304 {s}"] = (path, {
+                if base:
+                    etag_of(18086, path)  # the baseline's own cache entry (same tag: same body)
+                scenarios[f"304 {s}"] = (path, with_baseline({
                     "etag-proxy (304 from cache)": (18083, etag.pid, f"If-None-Match: {ours}"),
                     "nginx proxy_cache": (18084, nginx.pid, f"If-None-Match: {theirs}"),
-                    "nginx 304 itself": (18085, None, f"If-None-Match: {theirs}")})
+                    "nginx 304 itself": (18085, None, f"If-None-Match: {theirs}")}, f"If-None-Match: {ours}"))
         if "write" in a.scenarios:
             # PUT with a valid If-Match to random /w/N (every GET of them is the same 1 KiB JSON, every PUT
             # answers {"ok":true}): pre-fetch + write + re-fetch through etag-proxy vs the PUT sent straight.
@@ -190,10 +210,11 @@ def main():
                 f.write(WRITE_SCRIPT)
             tag = etag_of(18083, "/w/1")
             # The same PUT without If-Match (nginx would evaluate it against its own validators) to the peers.
-            scenarios["PUT If-Match"] = ("/", {
+            scenarios["PUT If-Match"] = ("/", with_baseline({
                 "etag-proxy (checked write)": (18083, etag.pid, None, f"{d}/write.lua", {"TAG": tag}),
                 "direct upstream": (18081, None, None, f"{d}/write.lua", {"TAG": ""}),
-                "nginx proxy (unchecked)": (18082, nginx.pid, None, f"{d}/write.lua", {"TAG": ""})})
+                "nginx proxy (unchecked)": (18082, nginx.pid, None, f"{d}/write.lua", {"TAG": ""})},
+                None, f"{d}/write.lua", {"TAG": tag}))
         res = {(sc, t): [] for sc, (_, ts) in scenarios.items() for t in ts}
         for r in range(a.rounds):
             for sc, (path, targets) in scenarios.items():

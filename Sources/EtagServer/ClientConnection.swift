@@ -62,6 +62,10 @@ final class ClientConnection: TCPConnection {
 
     var settings: ExchangeSettings { worker.settings }
 
+    init(worker: Worker) {
+        super.init(worker: worker, defersWrites: true)
+    }
+
     func start() {
         var buf = [CChar](repeating: 0, count: 64)
         let n = etag_tcp_peer_ip(tcp, &buf, 64)
@@ -212,8 +216,8 @@ final class ClientConnection: TCPConnection {
     /// Called when the worker starts a graceful shutdown.
     func drain() {
         keepAliveAfter = false
-        if phase == .head && input.isEmpty && upstream == nil && response == nil && queuedBytes == 0 {
-            close()
+        if phase == .head && input.isEmpty && upstream == nil && response == nil && queuedBytes == deferredBytes {
+            close()  // sends what is still held first
         }
     }
 
@@ -344,7 +348,7 @@ final class ClientConnection: TCPConnection {
 
     func closeAfterWrites() {
         phase = .awaitingResponse  // read nothing more as a request
-        if queuedBytes == 0 {
+        if queuedBytes == deferredBytes {  // the FIN follows whatever is still held
             shutdownThenClose()
         } else {
             closeWhenDrained = true

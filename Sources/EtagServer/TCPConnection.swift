@@ -10,14 +10,19 @@ class TCPConnection {
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     let timer: UnsafeMutablePointer<uv_timer_t>
     var input = InputBuffer()
-    /// Bytes handed to libuv but not yet written.
+    /// Bytes handed to libuv but not yet written, including those held in `DeferredWrites`.
     var queuedBytes = 0
+    /// Bytes held in the worker's `DeferredWrites` for this connection.
+    var deferredBytes = 0
+    /// Whether small writes are held until the end of the loop iteration (client connections).
+    let defersWrites: Bool
     private(set) var isClosing = false
     private(set) var isReading = false
     private var openHandles = 2
 
-    init(worker: Worker) {
+    init(worker: Worker, defersWrites: Bool = false) {
         self.worker = worker
+        self.defersWrites = defersWrites
         tcp = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
         uv_tcp_init(worker.loop, tcp)
@@ -83,25 +88,39 @@ class TCPConnection {
 
     // MARK: writing
 
-    /// Writes the given buffers in order; what the socket does not take now is copied and queued.
+    /// Writes the given buffers in order; what the socket does not take now is copied and queued. A client
+    /// connection's small writes are held until the end of the loop iteration (see `DeferredWrites`).
     final func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
                      _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty) {
         guard !isClosing else { return }
         let total = a.count + b.count + c.count + d.count
         guard total > 0 else { return }
+        if defersWrites {
+            if worker.deferredWrites.hold(self, (a, b, c, d), total: total) { return }
+            if deferredBytes > 0 {
+                let rc = worker.deferredWrites.sendNow(self)
+                if rc != 0 { return didFail(rc) }
+            }
+        }
+        let rc = transmit(a, b, c, d, total: total)
+        if rc != 0 { didFail(rc) }
+    }
+
+    /// Hands the buffers to the socket now: `uv_try_write`, then `uv_write` for the tail it did not take.
+    /// - Returns: 0, or the libuv error.
+    final func transmit(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+                        _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty,
+                        total: Int) -> Int32 {
         var written = 0
-        if queuedBytes == 0 {
+        if queuedBytes == deferredBytes {  // nothing queued in libuv: try the socket now
             var bufs = (uvBuf(a), uvBuf(b), uvBuf(c), uvBuf(d))
             // Trailing empty parts are left out of the writev.
             let used: UInt32 = d.count > 0 ? 4 : c.count > 0 ? 3 : b.count > 0 ? 2 : 1
             let n = withUnsafeMutablePointer(to: &bufs) { p in
                 p.withMemoryRebound(to: uv_buf_t.self, capacity: 4) { uv_try_write(stream, $0, used) }
             }
-            if n == Int32(total) { return }
-            if n < 0 && n != UV_EAGAIN.rawValue {
-                didFail(n)
-                return
-            }
+            if n == Int32(total) { return 0 }
+            if n < 0 && n != UV_EAGAIN.rawValue { return n }
             written = max(Int(n), 0)
         }
         let remaining = total - written
@@ -125,8 +144,8 @@ class TCPConnection {
         if rc != 0 {
             queuedBytes -= remaining
             req.free()
-            didFail(rc)
         }
+        return rc
     }
 
     final func write(_ bytes: [UInt8]) {
@@ -190,11 +209,13 @@ class TCPConnection {
 
     // MARK: closing
 
-    /// Closes both handles (idempotent); queued writes are cancelled.
+    /// Closes both handles (idempotent); writes still held are sent first (as if they had been written at
+    /// once), writes queued in libuv are cancelled.
     final func close() {
         guard !isClosing else { return }
         isClosing = true
         isReading = false
+        if deferredBytes > 0 { _ = worker.deferredWrites.sendNow(self) }
         uv_close(etag_uv_handle(tcp), onCloseCallback)
         uv_close(etag_uv_handle(timer), onCloseCallback)
     }
@@ -202,6 +223,7 @@ class TCPConnection {
     /// Sends a TCP FIN after queued writes (half-close), then closes.
     final func shutdownThenClose() {
         guard !isClosing else { return }
+        if deferredBytes > 0 && worker.deferredWrites.sendNow(self) != 0 { return close() }
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         if uv_shutdown(req, stream, onShutdownCallback) != 0 {

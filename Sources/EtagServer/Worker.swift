@@ -30,6 +30,9 @@ final class Worker: @unchecked Sendable {
     let counters: CacheCounters
     /// For cache keys (one-shot, synchronous use only).
     let keyHasher = SHA1Hasher()
+    /// Small client writes held until the loop is about to poll again, and the handle that sends them.
+    let deferredWrites = DeferredWrites()
+    private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
     /// Memory for heads the worker writes and sends at once (see `ByteWriter(reusing:)`).
     var headScratch: [UInt8] = []
     /// Body hashers not in use by an exchange.
@@ -67,6 +70,7 @@ final class Worker: @unchecked Sendable {
         stopSignal = .allocate(capacity: 1)
         graceTimer = .allocate(capacity: 1)
         leaseTimer = .allocate(capacity: 1)
+        flushHandle = .allocate(capacity: 1)
         upstreamAddress = .allocate(capacity: 1)
         upstreamAddress.pointee = upstream
         var addr = listen
@@ -88,6 +92,11 @@ final class Worker: @unchecked Sendable {
         let renew = UInt64(max(config.concurrency.leaseTTL / 3, 1))
         uv_timer_start(leaseTimer, onLeaseTimer, renew, renew)
         uv_unref(etag_uv_handle(leaseTimer))
+        // Prepare handles run right before the loop polls, after every callback that may have written.
+        uv_prepare_init(loop, flushHandle)
+        flushHandle.pointee.data = me
+        uv_prepare_start(flushHandle, onFlushPrepare)
+        uv_unref(etag_uv_handle(flushHandle))
     }
 
     /// The port the listener is bound to.
@@ -174,6 +183,7 @@ final class Worker: @unchecked Sendable {
         uv_close(etag_uv_handle(stopSignal), nil)
         uv_close(etag_uv_handle(graceTimer), nil)
         uv_close(etag_uv_handle(leaseTimer), nil)
+        uv_close(etag_uv_handle(flushHandle), nil)
     }
 
     // MARK: per-loop helpers
@@ -283,6 +293,10 @@ private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
 
 private func onLeaseTimer(_ h: UnsafeMutablePointer<uv_timer_t>?) {
     Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().renewLeases()
+}
+
+private func onFlushPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
+    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().deferredWrites.flush()
 }
 
 private func onGraceTimer(_ h: UnsafeMutablePointer<uv_timer_t>?) {
