@@ -12,38 +12,74 @@
 /// connection has held; `close` and `shutdown` do the same. Held bytes count in the connection's
 /// `queuedBytes`, so back-pressure and close-after-write logic see them like bytes queued in libuv.
 ///
+/// Hot path, so the bookkeeping lives in raw memory allocated once (no retain/release or exclusivity checks
+/// per write). Entries do not retain their connection: an entry is emptied (`count` 0) when its connection
+/// closes, and an empty entry's connection is never touched.
+///
 /// Worker thread only.
 final class DeferredWrites {
     /// Writes larger than this go out at once (a body streamed through is not copied twice).
     static let maxHeldWrite = 16 * 1024
-    private let arena: UnsafeMutableRawBufferPointer
-    private var used = 0
-    private var held: [(connection: TCPConnection, start: Int, count: Int)] = []
-    private var drained: [TCPConnection] = []
-    private var flushing = false
+    static let arenaSize = 256 * 1024
+    static let maxEntries = 2048
 
-    init(capacity: Int = 256 * 1024) {
-        arena = .allocate(byteCount: capacity, alignment: 16)
-        held.reserveCapacity(256)
+    private struct Entry {
+        var connection: Unmanaged<TCPConnection>
+        var start: Int
+        var count: Int
     }
 
-    deinit { arena.deallocate() }
+    private struct State {
+        var used = 0
+        var entries = 0
+        var flushing = false
+    }
+
+    private let arena = UnsafeMutableRawPointer.allocate(byteCount: DeferredWrites.arenaSize, alignment: 16)
+    private let entries = UnsafeMutablePointer<Entry>.allocate(capacity: DeferredWrites.maxEntries)
+    private let drained = UnsafeMutablePointer<Unmanaged<TCPConnection>>.allocate(capacity: DeferredWrites.maxEntries)
+    private let state = UnsafeMutablePointer<State>.allocate(capacity: 1)
+
+    init() {
+        state.initialize(to: State())
+    }
+
+    deinit {
+        arena.deallocate()
+        entries.deallocate()
+        drained.deallocate()
+        state.deallocate()
+    }
 
     /// Copies the parts into the arena for `c`; false when they should be written at once instead.
     func hold(_ c: TCPConnection, _ parts: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
                                             UnsafeRawBufferPointer), total: Int) -> Bool {
-        guard !flushing, total <= Self.maxHeldWrite, used + total <= arena.count else { return false }
-        let start = used
-        append(parts.0)
-        append(parts.1)
-        append(parts.2)
-        append(parts.3)
-        // Pipelined answers on one connection usually follow each other: one entry for all of them.
-        if let last = held.last, last.connection === c, last.start + last.count == start {
-            held[held.count - 1].count += total
-        } else {
-            held.append((c, start, total))
+        let s = state
+        guard !s.pointee.flushing, total <= Self.maxHeldWrite, s.pointee.used + total <= Self.arenaSize
+        else { return false }
+        let start = s.pointee.used
+        var at = arena + start
+        func copy(_ part: UnsafeRawBufferPointer) {
+            guard part.count > 0 else { return }
+            at.copyMemory(from: part.baseAddress!, byteCount: part.count)
+            at += part.count
         }
+        copy(parts.0)
+        copy(parts.1)
+        copy(parts.2)
+        copy(parts.3)
+        let me = Unmanaged.passUnretained(c)
+        let n = s.pointee.entries
+        // Pipelined answers on one connection usually follow each other: one entry for all of them.
+        if n > 0, entries[n - 1].count > 0, entries[n - 1].connection.toOpaque() == me.toOpaque(),
+           entries[n - 1].start + entries[n - 1].count == start {
+            entries[n - 1].count += total
+        } else {
+            guard n < Self.maxEntries else { return false }
+            (entries + n).initialize(to: Entry(connection: me, start: start, count: total))
+            s.pointee.entries = n + 1
+        }
+        s.pointee.used = start + total
         c.deferredBytes += total
         c.queuedBytes += total
         return true
@@ -52,10 +88,11 @@ final class DeferredWrites {
     /// Sends what `c` holds now, in order (before a write that is not held, a shutdown or a close).
     /// - Returns: 0, or the first libuv error.
     func sendNow(_ c: TCPConnection) -> Int32 {
+        let me = Unmanaged.passUnretained(c).toOpaque()
         var result: Int32 = 0
-        for i in held.indices where held[i].connection === c && held[i].count > 0 {
-            let (start, count) = (held[i].start, held[i].count)
-            held[i].count = 0
+        for i in 0..<state.pointee.entries where entries[i].count > 0 && entries[i].connection.toOpaque() == me {
+            let (start, count) = (entries[i].start, entries[i].count)
+            entries[i].count = 0
             c.deferredBytes -= count
             c.queuedBytes -= count
             if result == 0 { result = c.transmit(slice(start, count), total: count) }
@@ -66,36 +103,40 @@ final class DeferredWrites {
     /// Sends everything held (the loop is about to poll), then tells each connection whose writes all went
     /// out that it has drained.
     func flush() {
-        guard !held.isEmpty else { return }
-        flushing = true
-        for i in held.indices where held[i].count > 0 {
-            let (c, start, count) = held[i]
-            held[i].count = 0
-            c.deferredBytes -= count
-            c.queuedBytes -= count
-            if c.isClosing { continue }
-            let rc = c.transmit(slice(start, count), total: count)
-            if rc != 0 {
-                c.didFail(rc)
-            } else if c.deferredBytes == 0 && c.queuedBytes == 0 {
-                drained.append(c)
+        let s = state
+        let n = s.pointee.entries
+        guard n > 0 else { return }
+        s.pointee.flushing = true
+        var drainedCount = 0
+        for i in 0..<n where entries[i].count > 0 {
+            let (start, count) = (entries[i].start, entries[i].count)
+            entries[i].count = 0
+            let done = entries[i].connection._withUnsafeGuaranteedRef { c -> Bool in
+                c.deferredBytes -= count
+                c.queuedBytes -= count
+                if c.isClosing { return false }
+                let rc = c.transmit(slice(start, count), total: count)
+                if rc != 0 { c.didFail(rc) }
+                return rc == 0 && c.deferredBytes == 0 && c.queuedBytes == 0
+            }
+            if done {
+                drained[drainedCount] = entries[i].connection
+                drainedCount += 1
             }
         }
-        held.removeAll(keepingCapacity: true)
-        used = 0
-        // Draining may start the next exchange on a connection; its writes go out at once from here.
-        for c in drained where !c.isClosing && c.queuedBytes == 0 { c.didDrain() }
-        drained.removeAll(keepingCapacity: true)
-        flushing = false
-    }
-
-    private func append(_ part: UnsafeRawBufferPointer) {
-        guard part.count > 0 else { return }
-        (arena.baseAddress! + used).copyMemory(from: part.baseAddress!, byteCount: part.count)
-        used += part.count
+        s.pointee.entries = 0
+        s.pointee.used = 0
+        // Draining may start the next exchange on a connection; its writes go out at once from here. A
+        // connection that closes meanwhile stays allocated until the loop's closing phase, after this.
+        for i in 0..<drainedCount {
+            drained[i]._withUnsafeGuaranteedRef { c in
+                if !c.isClosing && c.queuedBytes == 0 { c.didDrain() }
+            }
+        }
+        s.pointee.flushing = false
     }
 
     private func slice(_ start: Int, _ count: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: arena[start..<(start + count)])
+        UnsafeRawBufferPointer(start: arena + start, count: count)
     }
 }
