@@ -130,19 +130,30 @@ public struct Digest20: Sendable, Equatable, Hashable {
     /// The ETag field value bytes, quoted: one allocation.
     public var quotedETag: [UInt8] {
         [UInt8](unsafeUninitializedCapacity: 42) { out, n in
-            out[0] = 0x22
-            var i = 1
-            withUnsafeBytes(of: self) { raw in
-                for k in 0..<20 {
-                    let byte = raw[k]
-                    out[i] = Self.hexDigit(byte >> 4)
-                    out[i + 1] = Self.hexDigit(byte & 0xF)
-                    i += 2
-                }
-            }
-            out[41] = 0x22
+            write(quotedInto: UnsafeMutableRawBufferPointer(out))
             n = 42
         }
+    }
+
+    /// Overwrites `buffer` with the quoted ETag (42 bytes), reusing its memory when it is not shared — for the
+    /// hot 304 path, which would otherwise allocate the tag for every answer.
+    public func quotedETag(reusing buffer: inout [UInt8]) {
+        if buffer.count != 42 { buffer = [UInt8](repeating: 0, count: 42) }
+        buffer.withUnsafeMutableBytes { write(quotedInto: $0) }
+    }
+
+    private func write(quotedInto out: UnsafeMutableRawBufferPointer) {
+        out[0] = 0x22
+        var i = 1
+        withUnsafeBytes(of: self) { raw in
+            for k in 0..<20 {
+                let byte = raw[k]
+                out[i] = Self.hexDigit(byte >> 4)
+                out[i + 1] = Self.hexDigit(byte & 0xF)
+                i += 2
+            }
+        }
+        out[41] = 0x22
     }
 
     @inline(__always) static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }

@@ -75,7 +75,8 @@ extension ClientConnection {
             } else if entry.mustRevalidate {
                 forward = .request
             } else if !conditions.isEmpty && bodyDone {
-                let quoted = entry.etag.quotedETag
+                entry.etag.quotedETag(reusing: &w.tagScratch)
+                let quoted = w.tagScratch
                 let current = EntityTag(opaque: quoted[1..<41])
                 switch evaluatePreconditions(method: head.method, conditions, current: current) {
                 case .notModified:

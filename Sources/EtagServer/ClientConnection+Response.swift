@@ -178,7 +178,7 @@ extension ClientConnection {
         if collapsed, status.count > 2 { status.insert(contentsOf: Array("; collapsed".utf8), at: status.count - 2) }
         var outcome = PreconditionOutcome.proceed
         if let read, !read.conditions.isEmpty, let method = request?.method,
-            case .tags(let t) = EntityTagList.parse(r.tag), let current = t.first
+            let current = EntityTagList.parse(r.tag).first
         {
             outcome = evaluatePreconditions(method: method, read.conditions, current: current)
         }

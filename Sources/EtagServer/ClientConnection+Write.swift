@@ -64,7 +64,7 @@ extension ClientConnection {
         let conditions = Conditions(head.head)
         // RFC 6585 §3: 428 when the origin requires conditional writes and none was sent. A create-only
         // `If-None-Match: *` is a precondition too.
-        if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch != .any {
+        if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch?.isAny != true {
             fail(428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
                  keepAlive: bodyDone)
             return true
@@ -195,7 +195,7 @@ extension ClientConnection {
             }
             let tag = currentTag(head, g.fetchBody)
             currentText = tag
-            if case .tags(let t) = EntityTagList.parse(tag) { current = t.first }
+            current = EntityTagList.parse(tag).first
         case 404, 410:
             current = nil
         default:

@@ -33,6 +33,8 @@ final class Worker: @unchecked Sendable {
     /// Small client writes held until the loop is about to poll again, and the handle that sends them.
     let deferredWrites = DeferredWrites()
     private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
+    /// Memory for the quoted ETag of a 304 answered from the cache (`Digest20.quotedETag(reusing:)`).
+    var tagScratch: [UInt8] = []
     /// Memory for heads the worker writes and sends at once (see `ByteWriter(reusing:)`).
     var headScratch: [UInt8] = []
     /// Body hashers not in use by an exchange.

@@ -17,6 +17,23 @@ struct PreconditionTests {
         #expect(EntityTagList.parse("") == .tags([]))
     }
 
+    /// A parsed list is scanned when it is evaluated; a `*` anywhere makes the whole field `*`.
+    @Test func listsAreEvaluatedInOnePass() {
+        let mixed = EntityTagList.parse("\"x\", *, \"y\"")
+        #expect(mixed.isAny && mixed == .any && mixed.first == nil && mixed.tags.isEmpty)
+        #expect(mixed.ifMatchPasses(current: current))
+        #expect(!mixed.ifNoneMatchPasses(current: current))
+        #expect(!mixed.ifMatchPasses(current: nil) && mixed.ifNoneMatchPasses(current: nil))
+        let list = EntityTagList.parse(", junk, W/\"abc\", \"q\"")
+        #expect(!list.isAny && list.first == EntityTag(opaque: Array("junk".utf8)))
+        #expect(!list.ifMatchPasses(current: current), "a weak tag never matches If-Match")
+        #expect(!list.ifNoneMatchPasses(current: current), "a weak tag matches If-None-Match")
+        #expect(EntityTagList.parse("W/*").tags == [EntityTag(opaque: [42], weak: true)], "W/* is a tag, not *")
+        // A field value inside a larger buffer: only its range is read.
+        let head = Array("xx \"abc\" yy".utf8)
+        #expect(EntityTagList.parse(bytes: head, in: 3..<8).tags == [current])
+    }
+
     @Test func comparison() {
         let weak = EntityTag(opaque: Array("abc".utf8), weak: true)
         #expect(current.strongMatches(current))
