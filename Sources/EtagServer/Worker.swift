@@ -126,7 +126,23 @@ final class Worker: @unchecked Sendable {
 
     func run() {
         uv_run(loop, UV_RUN_DEFAULT)
-        uv_loop_close(loop)
+        loopClosed = uv_loop_close(loop) == 0
+    }
+
+    /// Whether the loop ended with every handle closed, so the handles' memory is no longer libuv's.
+    private var loopClosed = false
+
+    deinit {
+        readBuffer.deallocate()
+        upstreamAddress.deallocate()
+        // A loop that never ran (or still holds a handle) keeps its memory: leaked rather than freed under libuv.
+        guard loopClosed else { return }
+        listener.deallocate()
+        stopSignal.deallocate()
+        graceTimer.deallocate()
+        leaseTimer.deallocate()
+        flushHandle.deallocate()
+        loop.deallocate()
     }
 
     // MARK: connections
