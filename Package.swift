@@ -16,8 +16,9 @@ let package = Package(
         // System libraries (apt providers so SwiftPM names the missing package).
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // Only what Swift cannot express safely: the SO_REUSEPORT listen helper (later: shared memory, atomics).
-        .target(name: "CEtagShim", dependencies: ["CLibUV"]),
+        // Only what Swift cannot express safely: the SO_REUSEPORT listen helper, shared memory and atomics, and the
+        // io_uring batch send (liburing-dev; its header must not reach the Swift modules).
+        .target(name: "CEtagShim", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("uring")]),
         // Pure HTTP/1.1 parsing and serialization (RFC 9112), no I/O.
         .target(name: "EtagHTTP"),
         // Pure policy: config value, forwarding rules, problem+json, ETag hashing.

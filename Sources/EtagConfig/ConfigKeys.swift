@@ -132,6 +132,7 @@ public enum ConfigKeys {
         size("limits.buffer_size", "256KiB", "Bytes buffered per direction before reading from the sender pauses.", min: 4096) { $0.limits.bufferSize = $1 },
         count("limits.max_connections", "10000", "Client connections per worker; more are closed at once.", min: 1) { $0.limits.maxConnections = $1 },
         count("upstream_pool.keepalive", "64", "Idle keep-alive upstream connections kept per worker (0: none).", min: 0) { $0.upstreamPool.keepalive = $1 },
+        bool("io_uring", "true", "Send the answers of one loop iteration with one io_uring call; off, or where the kernel refuses io_uring: one write each.") { $0.ioUring = $1 },
         bool("forwarding.preserve_host", "false", "Send the client's Host upstream instead of the upstream's authority.") { $0.forwarding.preserveHost = $1 },
         ConfigKey(path: "forwarding.via", meaning: "Pseudonym this proxy adds to Via.", defaultText: "etag-proxy") { c, text in
             guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {

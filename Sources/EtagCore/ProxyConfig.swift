@@ -6,6 +6,8 @@ public struct ProxyConfig: Sendable, Equatable {
     /// Worker threads, each with its own event loop and listener; nil means one per core (`auto`).
     public var workers: Int? = nil
     public var accessLog: AccessLogTarget = .stdout
+    /// Send the answers held during one loop iteration with one io_uring call (where the kernel allows it).
+    public var ioUring: Bool = true
     public var timeouts = Timeouts()
     public var limits = Limits()
     public var upstreamPool = UpstreamPool()

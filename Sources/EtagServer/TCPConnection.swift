@@ -34,6 +34,13 @@ class TCPConnection {
 
     var stream: UnsafeMutablePointer<uv_stream_t> { etag_uv_stream(tcp) }
 
+    /// The socket's descriptor (-1 before it has one).
+    var socketFD: Int32 {
+        var fd: uv_os_fd_t = -1
+        _ = uv_fileno(etag_uv_handle(tcp), &fd)
+        return fd
+    }
+
     // MARK: reading
 
     func startReading() {

@@ -31,7 +31,7 @@ final class Worker: @unchecked Sendable {
     /// For cache keys (one-shot, synchronous use only).
     let keyHasher = SHA1Hasher()
     /// Small client writes held until the loop is about to poll again, and the handle that sends them.
-    let deferredWrites = DeferredWrites()
+    let deferredWrites: DeferredWrites
     private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
     /// Memory for the quoted ETag of a 304 answered from the cache (`Digest20.quotedETag(reusing:)`).
     var tagScratch: [UInt8] = []
@@ -65,6 +65,7 @@ final class Worker: @unchecked Sendable {
         self.config = config
         self.settings = settings
         self.accessLog = accessLog
+        deferredWrites = DeferredWrites(useIOUring: config.ioUring)
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)

@@ -44,13 +44,17 @@ struct KeepAliveAndPipeliningTests {
     /// Answers from the cache are held and sent together at the end of a loop iteration. Hundreds of pipelined
     /// conditional GETs in one read overflow what a worker holds (each 304 repeats a long Content-Location), so
     /// the answers go out partly held, partly at once: they must still come back complete and in order, and a
-    /// final `Connection: close` must not overtake them.
-    @Test func pipelinedAnswersFromTheCacheStayInOrderWhenTheyOverflowWhatIsHeld() throws {
+    /// final `Connection: close` must not overtake them — sent through io_uring and with one write each.
+    @Test(arguments: [true, false])
+    func pipelinedAnswersFromTheCacheStayInOrderWhenTheyOverflowWhatIsHeld(ioUring: Bool) throws {
         let location = "/archive/" + String(repeating: "x", count: 300)
         let up = try TestUpstream { req in
             .respond(status: 200, headers: [("Content-Location", location + req.target)], body: Array(req.target.utf8))
         }
-        let proxy = try ProxyHarness(upstream: up) { $0.workers = 1 }
+        let proxy = try ProxyHarness(upstream: up) {
+            $0.workers = 1
+            $0.ioUring = ioUring
+        }
         defer { proxy.stop() }
         let paths = (0..<8).map { "/q/\($0)" }
         var tags: [String: String] = [:]

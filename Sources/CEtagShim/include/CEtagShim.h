@@ -3,4 +3,5 @@
 // Umbrella header: everything the Swift modules import from the C shim.
 #include "etag_shim.h"
 #include "etag_shm.h"
+#include "etag_uring.h"
 #endif
