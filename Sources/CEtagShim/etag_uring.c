@@ -10,13 +10,19 @@ struct etag_uring {
     struct io_uring ring;
 };
 
-etag_uring *etag_uring_new(unsigned entries) {
+etag_uring *etag_uring_new(unsigned entries, int *error) {
     etag_uring *u = calloc(1, sizeof *u);
-    if (u == NULL) return NULL;
-    if (io_uring_queue_init(entries, &u->ring, 0) != 0) {
+    if (u == NULL) {
+        *error = ENOMEM;
+        return NULL;
+    }
+    int rc = io_uring_queue_init(entries, &u->ring, 0);
+    if (rc != 0) {
+        *error = -rc;
         free(u);
         return NULL;
     }
+    *error = 0;
     return u;
 }
 

@@ -141,7 +141,7 @@ final class DeferredWrites {
         guard n > 0 else { return }
         s.pointee.flushing = true
         var drainedCount = 0
-        if wantRing { wantRing = false; ring = etag_uring_new(256) }
+        if wantRing { createRing() }
         if ring != nil { sendThroughRing(n, &drainedCount) }
         // Without a ring, and what the ring did not take: one write each, in order.
         for i in 0..<n where entries[i].count > 0 {
@@ -220,6 +220,16 @@ final class DeferredWrites {
                 drained[drainedCount] = entries[i].connection
                 drainedCount += 1
             }
+        }
+    }
+
+    private func createRing() {
+        wantRing = false
+        var error: Int32 = 0
+        ring = etag_uring_new(256, &error)
+        if ring == nil {
+            let line = "etag-proxy: io_uring unavailable (\(String(cString: strerror(error)))): one write per answer\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
         }
     }
 

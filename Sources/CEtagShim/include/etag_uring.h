@@ -5,9 +5,9 @@
 /// A ring for batched socket sends (io_uring), opaque to Swift.
 typedef struct etag_uring etag_uring;
 
-/// A ring with room for `entries` sends per system call, or NULL when io_uring is unavailable (old kernel,
-/// seccomp, kernel.io_uring_disabled).
-etag_uring *etag_uring_new(unsigned entries);
+/// A ring with room for `entries` sends per system call, or NULL (and the errno in *error) when io_uring is
+/// unavailable (old kernel, seccomp, kernel.io_uring_disabled).
+etag_uring *etag_uring_new(unsigned entries, int *error);
 void etag_uring_free(etag_uring *u);
 
 /// Sends bufs[i] (lens[i] bytes) on fds[i] for i < n without blocking, with as few system calls as the ring
