@@ -17,8 +17,9 @@ import Glibc
 /// system call for every connection's send instead of one `write` each. Besides the system calls this keeps the
 /// burst whole: a `write` that wakes a client thread on this core is preempted on its way back to user space
 /// (`perf` put 98% of the worker's context switches there), so the rest of the burst waited behind the client.
-/// Measured: +25% cached 304s per second at 22% less CPU per request than one `write` each. Where io_uring is
-/// refused (seccomp, `kernel.io_uring_disabled`, old kernels) or fails, each connection gets its own `write`.
+/// Measured (`bench/run --baseline`): +13–25% cached 304s per second at 15–22% less CPU per request than one
+/// `write` each. Where io_uring is refused (seccomp, `kernel.io_uring_disabled`, old kernels) or fails, each
+/// connection gets its own `write`.
 ///
 /// Order per connection is kept: a write that is not held (too large, arena full) first sends what its
 /// connection has held; `close` and `shutdown` do the same. Held bytes count in the connection's
