@@ -61,16 +61,15 @@ final class DeferredWrites {
     private let results = UnsafeMutablePointer<Int32>.allocate(capacity: DeferredWrites.maxEntries)
     private let sendEntry = UnsafeMutablePointer<Int>.allocate(capacity: DeferredWrites.maxEntries)
 
-    init(useIOUring: Bool) {
-        state.initialize(to: State())
-        wantRing = useIOUring
-    }
-
     /// The ring is created by the worker's own thread, at its first flush: a ring shared across threads (set up
     /// by the starting thread, used by the worker) lost answers when many servers ran in one process (the test
     /// suite); created and used by one thread, as liburing intends, it did not.
     private var wantRing: Bool
 
+    init(useIOUring: Bool) {
+        state.initialize(to: State())
+        wantRing = useIOUring
+    }
 
     deinit {
         etag_uring_free(ring)
@@ -146,20 +145,7 @@ final class DeferredWrites {
         if ring != nil { sendThroughRing(n, &drainedCount) }
         // Without a ring, and what the ring did not take: one write each, in order.
         for i in 0..<n where entries[i].count > 0 {
-            let (start, count) = (entries[i].start, entries[i].count)
-            entries[i].count = 0
-            let done = entries[i].connection._withUnsafeGuaranteedRef { c -> Bool in
-                c.deferredBytes -= count
-                c.queuedBytes -= count
-                if c.isClosing { return false }
-                let rc = c.transmit(slice(start, count), total: count)
-                if rc != 0 { c.didFail(rc) }
-                return rc == 0 && c.deferredBytes == 0 && c.queuedBytes == 0
-            }
-            if done {
-                drained[drainedCount] = entries[i].connection
-                drainedCount += 1
-            }
+            settle(i, sent: 0, &drainedCount)
         }
         s.pointee.entries = 0
         s.pointee.used = 0
@@ -196,31 +182,32 @@ final class DeferredWrites {
             ring = nil
         }
         for k in 0..<m {
-            let i = sendEntry[k]
-            let (start, count) = (entries[i].start, entries[i].count)
             let result = Int(results[k])
-            entries[i].count = 0
-            let done = entries[i].connection._withUnsafeGuaranteedRef { c -> Bool in
-                c.deferredBytes -= count
-                c.queuedBytes -= count
-                if c.isClosing { return false }
-                if result == count { return c.queuedBytes == 0 }
-                if result >= 0 || result == -Int(EAGAIN) {
-                    // Partly or not taken (a full socket): the rest goes the ordinary way.
-                    let sent = max(result, 0)
-                    let rc = c.transmit(slice(start + sent, count - sent), total: count - sent)
-                    if rc != 0 { c.didFail(rc) }
-                    return rc == 0 && c.queuedBytes == 0
-                }
-                // A send error (reset, broken pipe) or, after a ring failure, an unknown outcome (-EIO): the
-                // connection cannot continue. libuv's error codes are the negated errno values.
-                c.didFail(Int32(result))
-                return false
-            }
-            if done {
-                drained[drainedCount] = entries[i].connection
-                drainedCount += 1
-            }
+            // Partly or not taken (a full socket): the rest goes the ordinary way. A send error (reset, broken
+            // pipe) or, after a ring failure, an unknown outcome (-EIO) fails the connection; libuv's error
+            // codes are the negated errno values.
+            let failure: Int32 = result >= 0 || result == -Int(EAGAIN) ? 0 : Int32(result)
+            settle(sendEntry[k], sent: max(result, 0), failure: failure, &drainedCount)
+        }
+    }
+
+    /// Releases entry `i` (of which `sent` bytes went out already): the rest is written the ordinary way, or the
+    /// connection fails with `failure`; a connection left with nothing to write joins `drained`.
+    private func settle(_ i: Int, sent: Int, failure: Int32 = 0, _ drainedCount: inout Int) {
+        let (start, count) = (entries[i].start, entries[i].count)
+        entries[i].count = 0
+        let done = entries[i].connection._withUnsafeGuaranteedRef { c -> Bool in
+            c.deferredBytes -= count
+            c.queuedBytes -= count
+            if c.isClosing { return false }
+            var rc = failure
+            if rc == 0 && sent < count { rc = c.transmit(slice(start + sent, count - sent), total: count - sent) }
+            if rc != 0 { c.didFail(rc) }
+            return rc == 0 && c.queuedBytes == 0
+        }
+        if done {
+            drained[drainedCount] = entries[i].connection
+            drainedCount += 1
         }
     }
 
