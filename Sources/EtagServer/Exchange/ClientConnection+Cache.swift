@@ -29,25 +29,6 @@ enum ForwardReason {
     }
 }
 
-/// A response body being buffered and hashed before its head can be sent (the ETag goes in the head).
-final class BodyHashing {
-    let hasher: SHA1Hasher
-    var body: [UInt8] = []
-    /// The upstream's own tag (`etag.upstream: keep`): used instead of a digest.
-    let upstreamTag: [UInt8]?
-
-    init(hasher: SHA1Hasher, capacity: Int, upstreamTag: [UInt8]?) {
-        self.hasher = hasher
-        self.upstreamTag = upstreamTag
-        body.reserveCapacity(capacity)
-    }
-
-    func append(_ data: UnsafeRawBufferPointer) {
-        body.append(contentsOf: data)
-        if upstreamTag == nil { hasher.update(data) }
-    }
-}
-
 extension ClientConnection {
     /// For a GET/HEAD: looks the representation up in the shared cache and, when a fresh entry decides the
     /// preconditions, answers 304 (or 412) without the upstream. Otherwise records what the forward needs.
@@ -189,13 +170,5 @@ extension ClientConnection {
             worker.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
         }
         worker.counters.add(.invalidated, UInt64(paths.count))
-    }
-
-    /// - Parameter finished: the digest was taken (`finish()` already reset the hasher).
-    func releaseHashing(finished: Bool = false) {
-        if let h = hashing {
-            hashing = nil
-            worker.returnHasher(h.hasher, used: !finished && h.upstreamTag == nil)
-        }
     }
 }

@@ -58,7 +58,7 @@ extension ClientConnection {
                 w.respondTagged(shared, collapsed: true)
             } else if let head = w.waitingHead {
                 w.waitingHead = nil
-                w.sendToUpstream(head)
+                w.sendToUpstream(head, method: .get, replayable: true)
             }
         }
     }

@@ -21,41 +21,6 @@ enum Refetch {
     }
 }
 
-/// A write checked against its resource's current representation (RFC 9110 §13.1.1, §13.2; RFC 6585 §3):
-/// body buffered, lease taken, pre-fetch hashed and compared, then the write, then the re-fetch whose ETag the
-/// client gets — all inside the lease, so concurrent writers to one resource are serialized.
-final class GuardedWrite {
-    enum Stage { case body, lease, prefetch, write, refetch }
-    var stage = Stage.body
-    var body: [UInt8] = []
-    let conditions: Conditions
-    /// Preconditions to evaluate (If-Match / If-None-Match present).
-    let checks: Bool
-    /// Serialized with a lease (PUT/PATCH/DELETE); false for a POST that is only re-fetched after a 201.
-    let leased: Bool
-    let uri: Digest20
-    var stripe = -1
-    var holdsLease = false
-    var queued = false
-    var waitStart: UInt64 = 0
-    var backoff = 1
-    // The pre-fetch or re-fetch in progress.
-    var fetchHead: ResponseHead?
-    var fetchDecoder = BodyDecoder(response: .none, maxTrailerSize: 0)
-    var fetchBody: [UInt8] = []
-    var fetchTooLarge = false
-    /// The upstream's answer to the write, held while the re-fetch runs.
-    var writeResponse: (head: ResponseHead, body: [UInt8])?
-    var refetchPath: [UInt8]?
-
-    init(conditions: Conditions, leased: Bool, uri: Digest20) {
-        self.conditions = conditions
-        self.checks = leased && !conditions.isEmpty
-        self.leased = leased
-        self.uri = uri
-    }
-}
-
 extension ClientConnection {
     /// Starts a guarded write for PUT/PATCH/DELETE (`concurrency.methods`). Returns true when it took over the
     /// exchange (including answering 428).
@@ -70,7 +35,7 @@ extension ClientConnection {
             return true
         }
         let uri = settings.keyBuilder.uriDigest(head)
-        guarded = GuardedWrite(conditions: conditions, leased: true, uri: uri)
+        guarded = GuardedWrite(connection: self, conditions: conditions, leased: true, uri: uri)
         if bodyDone { startGuardedWrite() }
         return true
     }
@@ -108,67 +73,18 @@ extension ClientConnection {
     private func startFetch(path: [UInt8]?, stage: GuardedWrite.Stage) {
         guard let g = guarded, let req = request else { return }
         g.stage = stage
-        g.fetchHead = nil
-        g.fetchBody = []
-        g.fetchTooLarge = false
+        g.resetFetch(worker)
         response = nil
         responseStarted = false
-        upstreamMethod = .get
         let head = settings.rules.fetchHead(req, clientIP: peerIP, path: path)
-        retryHead = head
-        sendToUpstream(head)
-    }
-
-    /// Upstream bytes during a pre-fetch or re-fetch: the whole response is collected, then judged.
-    func fetchBytes(_ g: GuardedWrite, _ up: UpstreamConnection, _ buf: UnsafeRawBufferPointer) -> Int {
-        var off = 0
-        do {
-            while g.fetchHead == nil {
-                let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
-                switch try ResponseParser.parse(rest, requestMethod: .get, limits: settings.responseLimits) {
-                case .incomplete:
-                    return off
-                case .complete(let head, let used):
-                    off += used
-                    if head.status < 200 { continue }
-                    g.fetchHead = head
-                    g.fetchDecoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
-                }
-            }
-            while true {
-                let (event, next) = try g.fetchDecoder.next(buf, at: off)
-                off = next
-                switch event {
-                case .data(let r):
-                    if g.fetchBody.count + r.count > settings.maxHashedBody {
-                        g.fetchTooLarge = true
-                    } else {
-                        g.fetchBody.append(contentsOf: buf[r])
-                    }
-                case .needMore:
-                    up.arm(.response, settings.timeouts.upstream)
-                    return off
-                case .end:
-                    releaseUpstream(up, leftover: buf.count - off, keepAlive: g.fetchHead?.keepAlive ?? false)
-                    if g.stage == .prefetch { prefetchDone(g) } else { refetchDone(g) }
-                    return buf.count
-                }
-            }
-        } catch {
-            fetchFailed("invalid response from the upstream: \(error.detail)")
-            return buf.count
-        }
+        startUpstream(head, method: .get, replayable: true, complete: true, delegate: g)
     }
 
     /// A pre-fetch or re-fetch failed (upstream gone, timed out, broken): a failed pre-fetch is answered 502/504
     /// and the write is not sent; after a failed re-fetch the (successful) write is answered without an ETag.
     func fetchFailed(_ detail: String, status: Int = 502) {
         guard let g = guarded else { return }
-        if let up = upstream {
-            upstream = nil
-            up.owner = nil
-            up.close()
-        }
+        detachUpstream()
         if g.stage == .refetch {
             // The write succeeded: answer it, just without an ETag.
             respondToWrite(tag: nil)
@@ -177,14 +93,9 @@ extension ClientConnection {
         }
     }
 
-    private func currentTag(_ head: ResponseHead, _ body: [UInt8]) -> [UInt8] {
-        if settings.etagMode == .keep, let theirs = ForwardingRules.upstreamETag(head) { return theirs }
-        return worker.keyHasher.hash(body).quotedETag
-    }
-
     /// RFC 9110 §13.2.1: preconditions are evaluated only when the answer without them would be 2xx or 412;
     /// a 404/410 means no current representation; anything else is relayed and the write not sent.
-    private func prefetchDone(_ g: GuardedWrite) {
+    func prefetchDone(_ g: GuardedWrite) {
         guard let head = g.fetchHead, let req = request else { return }
         var current: EntityTag? = nil
         var currentText: [UInt8]? = nil
@@ -193,13 +104,13 @@ extension ClientConnection {
             guard !g.fetchTooLarge else {
                 return fail(502, "the resource is larger than etag.max_body, so If-Match cannot be checked", keepAlive: true)
             }
-            let tag = currentTag(head, g.fetchBody)
+            let tag = g.currentTag(worker).text
             currentText = tag
             current = EntityTagList.parse(tag).first
         case 404, 410:
             current = nil
         default:
-            return relayFetched(head, g.fetchBody)
+            return relayFetched(head, g.fetchBody?.bytes ?? [])
         }
         switch evaluatePreconditions(method: req.method, g.conditions, current: current) {
         case .preconditionFailed, .notModified:
@@ -238,17 +149,16 @@ extension ClientConnection {
     private func sendGuardedWrite() {
         guard let g = guarded, let req = request else { return }
         g.stage = .write
+        g.resetFetch(worker)
         response = nil
         responseStarted = false
-        upstreamMethod = req.method
         var bytes = settings.rules.upstreamRequestHead(
             req, clientIP: peerIP, dropTagConditions: true, bodyLength: g.body.count)
         bytes.append(contentsOf: g.body)
         g.body = []
         // The whole request is at hand: an idempotent one (PUT, DELETE) is replayed once if a pooled connection
         // turns out closed before any answer (RFC 9110 §9.2.2).
-        retryHead = req.method.isIdempotent ? bytes : nil
-        sendToUpstream(bytes)
+        startUpstream(bytes, method: req.method, replayable: req.method.isIdempotent, complete: true, delegate: self)
     }
 
     /// What a write's answer waits for before it goes out (`concurrency.etag_after_write: refetch`).
@@ -273,7 +183,8 @@ extension ClientConnection {
     /// The write's answer is complete: re-fetch inside the lease, then answer with the new tag.
     func writeAnswered(_ head: ResponseHead, body: [UInt8], path: [UInt8]?) {
         if guarded == nil, let req = request {
-            guarded = GuardedWrite(conditions: Conditions(), leased: false, uri: settings.keyBuilder.uriDigest(req))
+            guarded = GuardedWrite(
+                connection: self, conditions: Conditions(), leased: false, uri: settings.keyBuilder.uriDigest(req))
         }
         guard let g = guarded else { return }
         g.writeResponse = (head, body)
@@ -281,15 +192,12 @@ extension ClientConnection {
         startFetch(path: path, stage: .refetch)
     }
 
-    private func refetchDone(_ g: GuardedWrite) {
+    func refetchDone(_ g: GuardedWrite) {
         guard let head = g.fetchHead, let req = request else { return respondToWrite(tag: nil) }
         guard head.status == 200, !g.fetchTooLarge else { return respondToWrite(tag: nil) }
-        let tag: [UInt8]
-        if settings.etagMode == .keep, let theirs = ForwardingRules.upstreamETag(head) {
-            tag = theirs
-        } else {
-            let digest = worker.keyHasher.hash(g.fetchBody)
-            tag = digest.quotedETag
+        let current = g.currentTag(worker)
+        let tag = current.text
+        if let digest = current.digest {
             worker.counters.add(.hashed200)
             // The next GET finds this tag in the cache (stored after the write's invalidation).
             let keys = settings.keyBuilder
@@ -324,6 +232,7 @@ extension ClientConnection {
     func releaseGuard(abandoned: Bool = false) {
         guard let g = guarded else { return }
         guarded = nil
+        g.resetFetch(worker)
         if g.holdsLease {
             g.holdsLease = false
             if abandoned && g.stage == .write {

@@ -21,7 +21,6 @@ final class ClientConnection: TCPConnection {
 
     /// Memory for the request and response heads, reused from exchange to exchange (see `FieldBlock.refill`).
     private var requestStorage = FieldBlock.empty
-    var responseStorage = FieldBlock.empty
 
     // The exchange in flight.
     var request: RequestHead?
@@ -30,10 +29,7 @@ final class ClientConnection: TCPConnection {
     var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
     var bodyDone = true
     var upstream: UpstreamConnection?
-    /// The upstream request head, kept while a retry on a fresh connection is still possible.
-    var retryHead: [UInt8]? = nil
     var response: ResponseHead?
-    var responseDecoder = BodyDecoder(response: .none, maxTrailerSize: 0)
     var clientFraming = ForwardingRules.ClientFraming.none
     /// The response head, held back to go out in one write with the first body bytes.
     var pendingHead: [UInt8]? = nil
@@ -47,10 +43,10 @@ final class ClientConnection: TCPConnection {
     var upstreamPausedForClient = false
     /// Cache state of a GET/HEAD exchange; nil for other methods.
     var read: ReadState?
-    /// The response body being buffered for its ETag, when it is.
-    var hashing: BodyHashing?
-    /// The method sent upstream (a HEAD is fetched as GET).
-    var upstreamMethod = HTTPMethod.get
+    /// The response body held for its ETag, when it is.
+    var held: HeldBody?
+    /// The upstream's own tag, kept for a held body (`etag.upstream: keep`).
+    var keptTag: [UInt8]?
     /// Single-flight: the flight this exchange waits on, and the upstream head it sends if the leader fails.
     var waitingOn: Flight?
     var waitingHead: [UInt8]?
@@ -175,8 +171,7 @@ final class ClientConnection: TCPConnection {
     override func didDrain() {
         if upstreamPausedForClient, let up = upstream {
             upstreamPausedForClient = false
-            up.startReading()
-            up.processBuffered()
+            up.resume()
         }
         if timerPurpose == .send { arm(.none, 0) }
         if closeWhenDrained { shutdownThenClose() }
@@ -205,11 +200,8 @@ final class ClientConnection: TCPConnection {
     override func didClose() {
         leaveFlight()
         releaseGuard(abandoned: true)
-        if let up = upstream {
-            upstream = nil
-            up.owner = nil
-            up.close()
-        }
+        releaseHeld()
+        detachUpstream()
         worker.clientClosed(self)
     }
 
@@ -252,16 +244,15 @@ final class ClientConnection: TCPConnection {
         if beginGuardedWrite(head) { return }
         let isRead = head.method == .get || head.method == .head
         if isRead && answerFromCache(head) { return }
-        upstreamMethod = isRead ? .get : head.method
         let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false
         let upstreamHead = settings.rules.upstreamRequestHead(
             head, clientIP: peerIP, asGet: head.method == .head,
             // The upstream never issued the proxy's tags: it never sees them in a condition (unless they are its own).
             dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions)
-        // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
-        retryHead = (head.framing == .none && head.method.isIdempotent) ? upstreamHead : nil
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
-        sendToUpstream(upstreamHead)
+        // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
+        sendToUpstream(upstreamHead, method: isRead ? .get : head.method,
+                       replayable: head.framing == .none && head.method.isIdempotent)
     }
 
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -275,31 +266,8 @@ final class ClientConnection: TCPConnection {
         worker.headScratch = w.bytes
     }
 
-    func sendToUpstream(_ head: [UInt8]) {
-        let (up, reused) = worker.pool.acquire()
-        upstream = up
-        up.owner = self
-        if reused {
-            up.arm(.response, settings.timeouts.upstream)
-        } else {
-            up.connect()
-        }
-        // A synchronous connect failure has already answered the client.
-        guard upstream === up else { return }
-        head.withUnsafeBytes { up.send($0) }
-    }
-
     private func forwardBody(_ data: UnsafeRawBufferPointer) {
-        guard let up = upstream, data.count > 0 else { return }
-        if request?.framing == .chunked {
-            let h = ChunkedEncoder.header(data.count)
-            h.withUnsafeBytes { hb in
-                ChunkedEncoder.crlf.withUnsafeBytes { up.send(hb, data, $0) }
-            }
-        } else {
-            up.send(data)
-        }
-        up.arm(.response, settings.timeouts.upstream)
+        upstream?.sendBody(data, chunked: request?.framing == .chunked)
     }
 
     private func requestBodyComplete() {
@@ -308,19 +276,9 @@ final class ClientConnection: TCPConnection {
             if timerPurpose == .body { arm(.none, 0) }
             return startGuardedWrite()
         }
-        if request?.framing == .chunked, let up = upstream {
-            ChunkedEncoder.last.withUnsafeBytes { up.send($0) }
-        }
+        upstream?.endBody(chunked: request?.framing == .chunked)
         phase = .awaitingResponse
         if timerPurpose == .body { arm(.none, 0) }
-    }
-
-    /// The upstream took its backlog: read more request body.
-    func upstreamDrained() {
-        guard clientPausedForUpstream else { return }
-        clientPausedForUpstream = false
-        startReading()
-        processBuffered()
     }
 
     /// Ends the exchange: logs it, then either waits for the next request or closes.
@@ -328,11 +286,10 @@ final class ClientConnection: TCPConnection {
         worker.accessLog.record(self)
         leaveFlight()
         releaseGuard()
-        releaseHashing()
+        releaseHeld()
         read = nil
         request = nil
         response = nil
-        retryHead = nil
         pendingHead = nil
         upstreamPausedForClient = false
         if !keepAliveAfter || peerEnded || worker.draining {

@@ -1,24 +1,105 @@
 internal import CLibUV
 import EtagHTTP
 
-/// One keep-alive connection to the upstream. While an exchange uses it, `owner` is that client connection;
-/// idle, it sits in its worker's `UpstreamPool` and only watches for the upstream closing it.
-/// Worker thread only.
+/// The upstream HTTP/1.1 client: one keep-alive connection that sends a request, parses the response itself
+/// (RFC 9112 §4, §6), delimits and delivers its body, enforces the connect and response timeouts and replays a
+/// request once on a fresh connection when a pooled one turns out closed. It reports to its delegate — the
+/// exchange that started it — and goes back to its worker's `UpstreamPool` by itself when a response ends
+/// cleanly.
+///
+/// Ownership: the libuv handles retain the connection (see `TCPConnection`); the pool holds it while idle; an
+/// exchange holds it while in use. The delegate is `unowned(unsafe)`: every delegate calls `detach()` before it
+/// goes away, and the connection drops it before reporting the end of the exchange. Worker thread only.
 final class UpstreamConnection: TCPConnection {
-    enum TimerPurpose { case connect, response, idle }
+    private enum State { case fresh, connecting, connected }
+    private enum TimerPurpose { case connect, response, idle }
 
-    var owner: ClientConnection?
-    private(set) var connected = false
+    private unowned(unsafe) var delegate: (any UpstreamClientDelegate)?
+    private var state = State.fresh
+    private var timerPurpose = TimerPurpose.connect
+    /// A synchronous connect error, reported from the timer on the next loop turn.
+    private var connectError: Int32 = 0
     private var pendingUntilConnected: [UInt8] = []
     /// Exchanges completed on this connection (0: fresh).
-    var exchanges = 0
-    /// Whether any byte of the current response has arrived.
-    var receivedResponseBytes = false
+    private(set) var exchanges = 0
     var inPool = false
-    private var timerPurpose = TimerPurpose.connect
 
-    /// Starts connecting to the worker's upstream address.
-    func connect() {
+    // The exchange in progress.
+    private var method = HTTPMethod.get
+    /// The whole request, kept while a replay on a fresh connection is still possible (RFC 9112 §9.3.1).
+    private var replayable: [UInt8]?
+    private var requestComplete = true
+    private var receivedResponseBytes = false
+    private var response: ResponseHead?
+    private var decoder = BodyDecoder(response: .none, maxTrailerSize: 0)
+    private var mode = UpstreamBodyMode.stream
+    /// Memory for response heads, reused from exchange to exchange (see `FieldBlock.refill`).
+    private var storage = FieldBlock.empty
+
+    private var settings: ExchangeSettings { worker.settings }
+
+    /// Starts an exchange: sends `request` (the head, with the whole body when `complete`).
+    /// - Parameters:
+    ///   - method: the method sent (decides whether the response has a body, RFC 9112 §6.3).
+    ///   - replayable: an idempotent request sent whole, which may be replayed once on a fresh connection
+    ///     (RFC 9110 §9.2.2).
+    func begin(_ request: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool,
+               delegate: any UpstreamClientDelegate) {
+        self.delegate = delegate
+        self.method = method
+        self.replayable = replayable && complete ? request : nil
+        requestComplete = complete
+        receivedResponseBytes = false
+        response = nil
+        mode = .stream
+        switch state {
+        case .fresh: connect()
+        case .connecting: break
+        case .connected: arm(.response, settings.timeouts.upstream)
+        }
+        request.withUnsafeBytes { send($0) }
+    }
+
+    /// More request body (chunk-framed when `chunked`).
+    func sendBody(_ data: UnsafeRawBufferPointer, chunked: Bool) {
+        guard data.count > 0 else { return }
+        if chunked {
+            ChunkedEncoder.header(data.count).withUnsafeBytes { h in
+                ChunkedEncoder.crlf.withUnsafeBytes { send(h, data, $0) }
+            }
+        } else {
+            send(data)
+        }
+        arm(.response, settings.timeouts.upstream)
+    }
+
+    /// The request body is complete.
+    func endBody(chunked: Bool) {
+        if chunked { ChunkedEncoder.last.withUnsafeBytes { send($0) } }
+        requestComplete = true
+    }
+
+    /// Request bytes the socket has not taken yet (for back-pressure).
+    var backlog: Int { queuedBytes + pendingUntilConnected.count }
+
+    /// The exchange no longer wants the response: the delegate is dropped and the connection closed (its
+    /// stream position is unknown, so it cannot be reused).
+    func detach() {
+        delegate = nil
+        close()
+    }
+
+    /// Reads again after a delegate paused a streamed body.
+    func resume() {
+        guard delegate != nil, !isClosing else { return }
+        startReading()
+        processBuffered()
+    }
+
+    // MARK: connecting
+
+    private func connect() {
+        state = .connecting
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_tcp_nodelay(tcp, 1)
@@ -27,22 +108,19 @@ final class UpstreamConnection: TCPConnection {
         }
         if rc != 0 {
             req.deallocate()
-            // Report on the next loop turn would be cleaner; the caller handles a synchronous failure.
-            connectFailed(rc)
+            connectError = rc  // reported on the next loop turn, never inside `begin`
+            arm(.connect, 0)
             return
         }
-        arm(.connect, worker.settings.timeouts.connect)
+        arm(.connect, settings.timeouts.connect)
     }
 
-    func didConnect(_ status: Int32) {
+    fileprivate func didConnect(_ status: Int32) {
         guard !isClosing else { return }
-        guard status == 0 else {
-            connectFailed(status)
-            return
-        }
-        connected = true
+        guard status == 0 else { return fail(.unreachable(status)) }
+        state = .connected
         startReading()
-        arm(.response, worker.settings.timeouts.upstream)
+        arm(.response, settings.timeouts.upstream)
         if !pendingUntilConnected.isEmpty {
             let bytes = pendingUntilConnected
             pendingUntilConnected = []
@@ -52,18 +130,9 @@ final class UpstreamConnection: TCPConnection {
         }
     }
 
-    private func connectFailed(_ code: Int32) {
-        let o = owner
-        owner = nil
-        close()
-        o?.upstreamUnreachable(self, code)
-    }
-
-    /// Bytes not yet accepted by the socket (for backpressure).
-    var backlog: Int { queuedBytes + pendingUntilConnected.count }
-
-    func send(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty, _ c: UnsafeRawBufferPointer = .empty) {
-        if connected {
+    private func send(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+                      _ c: UnsafeRawBufferPointer = .empty) {
+        if state == .connected {
             write(a, b, c)
         } else {
             pendingUntilConnected.append(contentsOf: a)
@@ -72,48 +141,180 @@ final class UpstreamConnection: TCPConnection {
         }
     }
 
-    func arm(_ purpose: TimerPurpose, _ ms: Int) {
+    private func arm(_ purpose: TimerPurpose, _ ms: Int) {
         timerPurpose = purpose
         startTimer(ms)
     }
 
-    override func consume(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard let owner else {
+    // MARK: the response
+
+    override func consume(_ buf: UnsafeRawBufferPointer) -> Int {
+        guard let d = delegate else {
             // Bytes on an idle connection: the upstream is confused; do not reuse it.
             close()
-            return bytes.count
+            return buf.count
         }
         receivedResponseBytes = true
-        return owner.upstreamBytes(self, bytes)
+        var off = 0
+        if response == nil {
+            while true {
+                let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
+                do {
+                    switch try ResponseParser.parse(
+                        rest, requestMethod: method, limits: settings.responseLimits, storage: &storage
+                    ) {
+                    case .incomplete:
+                        arm(.response, settings.timeouts.upstream)
+                        return off
+                    case .complete(let head, let used):
+                        off += used
+                        if head.isInterim { continue }  // RFC 9110 §15.2: the final response follows
+                        if head.status == 101 {
+                            fail(.broken("the upstream switched protocols, which this proxy does not relay"))
+                            return buf.count
+                        }
+                        response = head
+                        decoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
+                        arm(.response, settings.timeouts.upstream)
+                        mode = d.upstreamReceivedHead(head)
+                    }
+                } catch {
+                    fail(.broken(error.detail))
+                    return buf.count
+                }
+                break
+            }
+            if isClosing { return buf.count }  // the delegate detached
+        }
+        while true {
+            let event: BodyEvent
+            do {
+                (event, off) = try decoder.next(buf, at: off)
+            } catch {
+                fail(.broken(error.detail))
+                return buf.count
+            }
+            switch event {
+            case .data(let r):
+                let more = deliver(UnsafeRawBufferPointer(rebasing: buf[r]), to: d)
+                if isClosing { return buf.count }
+                if !more {
+                    stopReading()
+                    return off
+                }
+            case .needMore:
+                arm(.response, settings.timeouts.upstream)
+                d.upstreamAwaitsBody()
+                return off
+            case .end:
+                finish(reusable: buf.count == off)
+                return buf.count
+            }
+        }
     }
 
-    override func didReachEOF() {
-        guard let owner else { return close() }
-        owner.upstreamEnded(self, error: nil)
+    /// Hands one piece of body to the delegate the way it asked; false to pause.
+    private func deliver(_ data: UnsafeRawBufferPointer, to d: any UpstreamClientDelegate) -> Bool {
+        while true {
+            switch mode {
+            case .stream:
+                return d.upstreamReceivedBody(data)
+            case .discard:
+                return true
+            case .hold(let held):
+                if held.append(data) { return true }
+                mode = d.upstreamHeldBodyOverflowed()
+                if isClosing { return true }
+            }
+        }
     }
 
-    override func didFail(_ code: Int32) {
-        guard let owner else { return close() }
-        owner.upstreamEnded(self, error: code)
+    /// The response is complete: back to the pool when the connection can carry another exchange
+    /// (RFC 9112 §9.3), then the delegate hears of it.
+    private func finish(reusable noLeftover: Bool) {
+        let d = delegate
+        let keep = (response?.keepAlive ?? false) && requestComplete && noLeftover && !isClosing
+        endExchange()
+        if keep {
+            stopTimer()
+            worker.pool.release(self)
+        } else {
+            close()
+        }
+        d?.upstreamFinished()
     }
 
-    override func didDrain() {
-        owner?.upstreamDrained()
+    private func fail(_ failure: UpstreamFailure) {
+        let d = delegate
+        endExchange()
+        close()
+        d?.upstreamFailed(failure)
     }
+
+    private func endExchange() {
+        delegate = nil
+        replayable = nil
+        response = nil
+        mode = .stream
+        exchanges += 1
+    }
+
+    /// A pooled connection that turns out closed before any answer: the request is replayed once on a new
+    /// connection (RFC 9110 §9.2.2, RFC 9112 §9.3.1).
+    private func replayOnFreshConnection() -> Bool {
+        guard let d = delegate, let request = replayable, exchanges > 0, !receivedResponseBytes else { return false }
+        delegate = nil
+        replayable = nil
+        close()
+        let fresh = UpstreamConnection(worker: worker)
+        fresh.begin(request, method: method, replayable: false, complete: true, delegate: d)
+        d.upstreamRetried(on: fresh)
+        return true
+    }
+
+    /// The upstream closed (error nil) or reset the connection.
+    private func ended(error: Int32?) {
+        guard delegate != nil else { return close() }
+        if response != nil {
+            // RFC 9112 §6.3 item 8: a close-delimited body ends here; any other body is truncated.
+            if error == nil && decoder.finishAtClose() { return finish(reusable: false) }
+            return fail(.closed)
+        }
+        if replayOnFreshConnection() { return }
+        fail(.closed)
+    }
+
+    override func didReachEOF() { ended(error: nil) }
+
+    override func didFail(_ code: Int32) { ended(error: code) }
+
+    override func didDrain() { delegate?.upstreamTookRequestBytes() }
 
     override func timerFired() {
         switch timerPurpose {
         case .idle:
             close()
-        case .connect, .response:
-            guard let owner else { return close() }
-            owner.upstreamTimedOut(self, connecting: timerPurpose == .connect)
+        case .connect:
+            if connectError != 0 { return fail(.unreachable(connectError)) }
+            fail(.connectTimedOut)
+        case .response:
+            guard delegate != nil else { return close() }
+            fail(.timedOut)
         }
     }
 
     override func didClose() {
         if inPool { worker.pool.remove(self) }
-        owner = nil
+        delegate = nil
+    }
+
+    // MARK: the pool's side
+
+    /// Idle in the pool: read only to notice the upstream closing it, until `timeouts.upstream_idle`.
+    func parkIdle() {
+        inPool = true
+        startReading()
+        arm(.idle, settings.timeouts.upstreamIdle)
     }
 }
 

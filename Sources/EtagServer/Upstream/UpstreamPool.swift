@@ -1,4 +1,5 @@
-/// Idle keep-alive upstream connections of one worker, most recently used first. Worker thread only.
+/// Idle keep-alive upstream connections of one worker, most recently used first. Worker thread only; the
+/// connections in `idle` are retained by their own handles as well (see `TCPConnection`).
 final class UpstreamPool {
     unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
     private var idle: [UpstreamConnection] = []
@@ -7,28 +8,22 @@ final class UpstreamPool {
         self.worker = worker
     }
 
-    /// An idle connection (reused: true) or a new one that is connecting (reused: false).
-    func acquire() -> (UpstreamConnection, reused: Bool) {
+    /// An idle connection, or a new one (it connects when its exchange begins).
+    func acquire() -> UpstreamConnection {
         while let c = idle.popLast() {
             c.inPool = false
-            if !c.isClosing { return (c, true) }
+            if !c.isClosing { return c }
         }
-        let c = UpstreamConnection(worker: worker)
-        return (c, false)
+        return UpstreamConnection(worker: worker)
     }
 
     /// Takes back a connection whose exchange ended cleanly; closes it when the pool is full or draining.
     func release(_ c: UpstreamConnection) {
-        c.owner = nil
-        c.exchanges += 1
-        c.receivedResponseBytes = false
         guard !worker.draining, idle.count < worker.settings.poolKeepalive, !c.isClosing else {
             c.close()
             return
         }
-        c.inPool = true
-        c.startReading()  // to notice the upstream closing it
-        c.arm(.idle, worker.settings.timeouts.upstreamIdle)
+        c.parkIdle()
         idle.append(c)
     }
 

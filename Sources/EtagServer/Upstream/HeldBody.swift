@@ -1,0 +1,39 @@
+import EtagCore
+
+/// A response body held whole before its head goes out (its ETag goes in the head), hashed as it arrives when
+/// it has a hasher. Owned by the exchange that asked for it, filled by its upstream connection; worker thread
+/// only. The hasher is the worker's (see `Worker.takeHasher`): whoever ends the exchange returns it.
+final class HeldBody {
+    private(set) var bytes: [UInt8] = []
+    /// The most bytes held (`etag.max_body`).
+    let limit: Int
+    /// Fed every byte when the tag is the body's digest; nil when the tag comes from elsewhere or none is needed.
+    private(set) var hasher: SHA1Hasher?
+
+    init(limit: Int, expected: Int?, hasher: SHA1Hasher?) {
+        self.limit = limit
+        self.hasher = hasher
+        bytes.reserveCapacity(min(expected ?? 16 * 1024, limit))
+    }
+
+    /// Appends `data` (hashing it); false, with nothing appended, when the body would pass the limit.
+    func append(_ data: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count + data.count <= limit else { return false }
+        bytes.append(contentsOf: data)
+        hasher?.update(data)
+        return true
+    }
+
+    /// The digest of everything appended; the hasher is handed back with it (reset by `finish`).
+    func finish() -> (Digest20, SHA1Hasher)? {
+        guard let h = hasher else { return nil }
+        hasher = nil
+        return (h.finish(), h)
+    }
+
+    /// Gives up the hasher without a digest (it holds a partial one: the caller resets it).
+    func takeHasher() -> SHA1Hasher? {
+        defer { hasher = nil }
+        return hasher
+    }
+}
