@@ -132,4 +132,34 @@ struct ConcurrentWritersTests {
         #expect(try proxy.request("GET /busy HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
         #expect(Date().timeIntervalSince(start) < 0.5)
     }
+
+    /// Writers queued behind a write that hangs at the upstream each get a 503 by their own `lease_wait` (not only
+    /// the head of the queue), and the lease still serializes: the hanging write finishes with 200.
+    @Test func everyQueuedWriterHearsByItsLeaseWaitDeadline() throws {
+        let up = try TestUpstream { req in
+            req.method == "PUT" && req.bodyText == "first"
+                ? .delay(1.5, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("ok".utf8))
+        }
+        let proxy = try ProxyHarness(upstream: up) {
+            $0.workers = 1
+            $0.concurrency.leaseWait = 300
+        }
+        defer { proxy.stop() }
+        let first = try proxy.connect()
+        defer { first.close() }
+        first.send("PUT /hang HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nfirst")
+        Thread.sleep(forTimeInterval: 0.2)  // the first writer holds /hang's lease
+        let start = Date()
+        let waited = Shared([Double]())
+        let statuses = Shared([Int]())
+        DispatchQueue.concurrentPerform(iterations: 3) { i in
+            let r = try? RawRequest.send(port: proxy.port, "PUT /hang HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n\(i)")
+            statuses.update { $0.append(r?.status ?? 0) }
+            waited.update { $0.append(Date().timeIntervalSince(start)) }
+        }
+        #expect(statuses.get == [503, 503, 503])
+        #expect(waited.get.allSatisfy { $0 > 0.25 && $0 < 1.0 }, "each by its own deadline: \(waited.get)")
+        #expect(first.response()?.status == 200)
+        #expect(up.requests.filter { $0.method == "PUT" }.count == 1)
+    }
 }

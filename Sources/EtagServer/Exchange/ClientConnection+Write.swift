@@ -45,28 +45,17 @@ extension ClientConnection {
         guard let g = guarded else { return }
         g.stage = .lease
         phase = .awaitingResponse
-        g.stripe = worker.cache.leaseStripe(uri: g.uri)
-        g.waitStart = worker.now
-        if worker.acquireLease(self, stripe: g.stripe) { leaseAcquired() }
-    }
-
-    /// Called by the worker when the lease may be free (released locally, or the retry timer fired).
-    func leaseMayBeFree() {
-        guard let g = guarded, g.stage == .lease, !isClosing else { return }
-        if worker.retryLease(self, stripe: g.stripe) {
+        if worker.leases.acquire(g.uri, for: g) {
+            g.holdsLease = true
             leaseAcquired()
-        } else if worker.now - g.waitStart > UInt64(settings.leaseWait) {
-            worker.leaveLeaseQueue(self, stripe: g.stripe)
-            fail(503, "Another write to this resource is taking too long; retry later.", keepAlive: true)
         } else {
-            g.backoff = min(g.backoff * 2, 50)
-            arm(.leaseRetry, g.backoff)
+            g.queued = true
         }
     }
 
-    private func leaseAcquired() {
-        guard let g = guarded else { return }
-        g.holdsLease = true
+    /// The lease is this write's (`holdsLease` is set, so closing releases it): check the write, or send it.
+    func leaseAcquired() {
+        guard let g = guarded, g.stage == .lease, !isClosing else { return }
         if g.checks { startFetch(path: nil, stage: .prefetch) } else { sendGuardedWrite() }
     }
 
@@ -235,13 +224,10 @@ extension ClientConnection {
         g.resetFetch(worker)
         if g.holdsLease {
             g.holdsLease = false
-            if abandoned && g.stage == .write {
-                worker.abandonLease(stripe: g.stripe)
-            } else {
-                worker.releaseLease(stripe: g.stripe)
-            }
+            worker.leases.release(g.uri, letExpire: abandoned && g.stage == .write)
         } else if g.queued {
-            worker.leaveLeaseQueue(self, stripe: g.stripe)
+            g.queued = false
+            worker.leases.stopWaiting(g, for: g.uri)
         }
     }
 }

@@ -8,7 +8,7 @@ import EtagHTTP
 /// Worker thread only. The upstream connection is referenced only while an exchange uses it.
 final class ClientConnection: TCPConnection {
     enum Phase { case head, body, awaitingResponse }
-    enum TimerPurpose { case header, keepalive, body, send, leaseRetry, none }
+    enum TimerPurpose { case header, keepalive, body, send, none }
 
     var phase = Phase.head
     private var scanOffset = 0
@@ -192,8 +192,6 @@ final class ClientConnection: TCPConnection {
             fail(408, "the request body was not received within the client body timeout")
         case .send:
             abort()
-        case .leaseRetry:
-            leaseMayBeFree()
         }
     }
 

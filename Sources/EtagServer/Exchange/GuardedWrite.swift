@@ -19,11 +19,8 @@ final class GuardedWrite {
     /// Serialized with a lease (PUT/PATCH/DELETE); false for a POST that is only re-fetched after a 201.
     let leased: Bool
     let uri: Digest20
-    var stripe = -1
     var holdsLease = false
     var queued = false
-    var waitStart: UInt64 = 0
-    var backoff = 1
     // The pre-fetch or re-fetch in progress.
     private(set) var fetchHead: ResponseHead?
     private(set) var fetchBody: HeldBody?
@@ -59,6 +56,19 @@ final class GuardedWrite {
         }
         let digest = worker.keyHasher.hash(fetchBody?.bytes ?? [])
         return (digest.quotedETag, digest)
+    }
+}
+
+extension GuardedWrite: LeaseWaiter {
+    func leaseGranted() {
+        queued = false
+        holdsLease = true
+        connection.leaseAcquired()
+    }
+
+    func leaseWaitExpired() {
+        queued = false
+        connection.fail(503, "Another write to this resource is taking too long; retry later.", keepAlive: true)
     }
 }
 

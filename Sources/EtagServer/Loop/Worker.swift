@@ -39,11 +39,15 @@ final class Worker: @unchecked Sendable {
     var headScratch: [UInt8] = []
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
-    /// Write leases held by this worker (stripe → lease word), and writers queued per stripe, in order.
-    private var heldLeases: [Int: UInt64] = [:]
-    private var leaseQueues: [Int: [ClientConnection]] = [:]
-    private let leaseTimer: UnsafeMutablePointer<uv_timer_t>
-    private let pid = getpid()
+    /// The write leases of this worker's guarded writes (created on first use, once `cache` is set).
+    var leases: any WriteLeases {
+        if let l = leaseService { return l }
+        let l = SharedMemoryLeases(
+            loop: loop, cache: cache, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
+        leaseService = l
+        return l
+    }
+    private var leaseService: (any WriteLeases)?
     /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
     var flights: [Digest20: Flight] = [:]
     /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
@@ -72,7 +76,6 @@ final class Worker: @unchecked Sendable {
         listener = .allocate(capacity: 1)
         stopSignal = .allocate(capacity: 1)
         graceTimer = .allocate(capacity: 1)
-        leaseTimer = .allocate(capacity: 1)
         flushHandle = .allocate(capacity: 1)
         upstreamAddress = .allocate(capacity: 1)
         upstreamAddress.pointee = upstream
@@ -89,12 +92,6 @@ final class Worker: @unchecked Sendable {
         stopSignal.pointee.data = me
         uv_timer_init(loop, graceTimer)
         graceTimer.pointee.data = me
-        uv_timer_init(loop, leaseTimer)
-        leaseTimer.pointee.data = me
-        // Held leases are renewed at a third of their ttl; the timer does not keep the loop alive.
-        let renew = UInt64(max(config.concurrency.leaseTTL / 3, 1))
-        uv_timer_start(leaseTimer, onLeaseTimer, renew, renew)
-        uv_unref(etag_uv_handle(leaseTimer))
         // Prepare handles run right before the loop polls, after every callback that may have written.
         uv_prepare_init(loop, flushHandle)
         flushHandle.pointee.data = me
@@ -141,7 +138,6 @@ final class Worker: @unchecked Sendable {
         listener.deallocate()
         stopSignal.deallocate()
         graceTimer.deallocate()
-        leaseTimer.deallocate()
         flushHandle.deallocate()
         loop.deallocate()
     }
@@ -201,7 +197,7 @@ final class Worker: @unchecked Sendable {
         pool.closeIdle()
         uv_close(etag_uv_handle(stopSignal), nil)
         uv_close(etag_uv_handle(graceTimer), nil)
-        uv_close(etag_uv_handle(leaseTimer), nil)
+        leaseService?.close()
         uv_close(etag_uv_handle(flushHandle), nil)
     }
 
@@ -218,72 +214,6 @@ final class Worker: @unchecked Sendable {
     }
 
     var now: UInt64 { uv_now(loop) }
-
-    // MARK: write leases
-
-    /// Takes the lease of `stripe` for `c`, or queues `c` behind the writers already waiting here.
-    /// Returns true when `c` holds the lease now.
-    func acquireLease(_ c: ClientConnection, stripe: Int) -> Bool {
-        let queue = leaseQueues[stripe] ?? []
-        if heldLeases[stripe] == nil && queue.isEmpty,
-            let word = cache.tryAcquireLease(stripe: stripe, ttlMs: settings.leaseTTL, pid: pid)
-        {
-            heldLeases[stripe] = word
-            return true
-        }
-        leaseQueues[stripe] = queue + [c]
-        c.guarded?.queued = true
-        // Held by another worker or process: the head of the queue polls. Held here: the release wakes it.
-        if queue.isEmpty && heldLeases[stripe] == nil { c.arm(.leaseRetry, 1) }
-        return false
-    }
-
-    /// For the head of the queue only: tries to take the lease now.
-    func retryLease(_ c: ClientConnection, stripe: Int) -> Bool {
-        guard heldLeases[stripe] == nil, leaseQueues[stripe]?.first === c,
-            let word = cache.tryAcquireLease(stripe: stripe, ttlMs: settings.leaseTTL, pid: pid)
-        else { return false }
-        heldLeases[stripe] = word
-        leaseQueues[stripe]?.removeFirst()
-        if leaseQueues[stripe]?.isEmpty == true { leaseQueues.removeValue(forKey: stripe) }
-        c.guarded?.queued = false
-        return true
-    }
-
-    func releaseLease(stripe: Int) {
-        if let word = heldLeases.removeValue(forKey: stripe) { cache.releaseLease(stripe: stripe, word: word) }
-        wakeQueue(stripe)
-    }
-
-    /// Stops renewing a lease without freeing it: it expires after `concurrency.lease_ttl`. For a write whose
-    /// client vanished after the write was sent: the upstream may still apply it, so the next writer must not
-    /// pre-fetch before it has had the time to land.
-    func abandonLease(stripe: Int) {
-        heldLeases.removeValue(forKey: stripe)
-        wakeQueue(stripe)
-    }
-
-    func leaveLeaseQueue(_ c: ClientConnection, stripe: Int) {
-        guard var queue = leaseQueues[stripe] else { return }
-        let wasHead = queue.first === c
-        queue.removeAll { $0 === c }
-        c.guarded?.queued = false
-        leaseQueues[stripe] = queue.isEmpty ? nil : queue
-        if wasHead { wakeQueue(stripe) }
-    }
-
-    /// The next writer in line tries on the next loop turn (never inside the releasing exchange's call).
-    private func wakeQueue(_ stripe: Int) {
-        if let next = leaseQueues[stripe]?.first { next.arm(.leaseRetry, 1) }
-    }
-
-    func renewLeases() {
-        for (stripe, word) in heldLeases {
-            if let renewed = cache.renewLease(stripe: stripe, word: word, ttlMs: settings.leaseTTL, pid: pid) {
-                heldLeases[stripe] = renewed
-            }
-        }
-    }
 
     func takeHasher() -> SHA1Hasher { idleHashers.popLast() ?? SHA1Hasher() }
 
@@ -308,10 +238,6 @@ private func onConnectionCallback(_ server: UnsafeMutablePointer<uv_stream_t>?, 
 
 private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
     Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().beginDrain()
-}
-
-private func onLeaseTimer(_ h: UnsafeMutablePointer<uv_timer_t>?) {
-    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().renewLeases()
 }
 
 private func onFlushPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
