@@ -93,4 +93,19 @@ struct IfNoneMatchTests {
         #expect(r.status == 412)
         #expect(r.header("Content-Type") == "application/problem+json")
     }
+
+    /// One 412 for reads and writes: a GET whose If-Match fails learns the current tag (ETag field and the
+    /// problem's `etag` member), whether the fresh cache entry or the upstream's answer decided it.
+    @Test func aGetWhoseIfMatchFailsIsToldTheCurrentTag() throws {
+        let (proxy, tag) = try setUp()
+        defer { proxy.stop() }
+        let fromCache = try get(proxy, "If-Match: \"stale\"\r\n")
+        // Not in the cache yet: the upstream's 200 decides.
+        let forwarded = try proxy.request("GET /other HTTP/1.1\r\nHost: a\r\nIf-Match: \"stale\"\r\n\r\n")
+        for r in [fromCache, forwarded] {
+            #expect(r.status == 412)
+            #expect(r.header("ETag") == tag)
+            #expect(r.bodyText.contains("\"etag\":\"\(tag.replacingOccurrences(of: "\"", with: "\\\""))\""))
+        }
+    }
 }

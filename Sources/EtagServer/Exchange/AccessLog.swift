@@ -32,11 +32,11 @@ struct AccessLog: Sendable {
         } else {
             w.append("-\" ")
         }
-        w.append(decimal: c.statusSent)
+        w.append(decimal: c.record.statusSent)
         w.append(" ")
-        w.append(decimal: c.bodyBytesSent)
+        w.append(decimal: c.record.bodyBytesSent)
         w.append(" ")
-        let ms = c.worker.now &- c.exchangeStart
+        let ms = c.worker.now &- c.record.start
         w.append(decimal: ms / 1000)
         w.append(".")
         let frac = ms % 1000
@@ -44,7 +44,7 @@ struct AccessLog: Sendable {
         if frac < 10 { w.append("0") }
         w.append(decimal: frac)
         w.append(" upstream=")
-        if c.upstreamStatus > 0 { w.append(decimal: c.upstreamStatus) } else { w.append("-") }
+        if c.record.upstreamStatus > 0 { w.append(decimal: c.record.upstreamStatus) } else { w.append("-") }
         if aborted { w.append(" aborted") }
         w.append("\n")
         w.bytes.withUnsafeBytes { _ = Glibc.write(fd, $0.baseAddress, $0.count) }

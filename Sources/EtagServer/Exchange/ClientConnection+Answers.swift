@@ -1,11 +1,95 @@
 import EtagCore
 import EtagHTTP
 
-/// The proxy's own answers: problem+json errors (RFC 9457) and dropping an exchange.
+/// The answers an exchange ends with: a complete response (the proxy's tag or none), a tagged one with its
+/// preconditions evaluated, a 304 from the cache, the 412, problem+json errors (RFC 9457), and dropping the
+/// exchange.
 extension ClientConnection {
+    /// Sends a complete upstream response with `body`, with `tag` as its ETag (the upstream's own dropped), or
+    /// without one (the upstream's kept unless `etag.upstream: replace`), then ends the exchange.
+    func respond(_ head: ResponseHead, body: [UInt8], tag: [UInt8]?, extra: [UInt8] = []) {
+        record.statusSent = head.status
+        record.upstreamStatus = head.status
+        let headOnly = request?.method == .head
+        // RFC 9110 §8.6: no Content-Length on 204 and 304.
+        let framing: ForwardingRules.ClientFraming =
+            head.status == 204 || head.status == 304 ? .none : .length(UInt64(body.count))
+        let sendBody = !headOnly && framing != .none
+        record.bodyBytesSent = sendBody ? UInt64(body.count) : 0
+        let http11 = record.clientIsHTTP11
+        let keepAlive = record.keepAliveAfter
+        writeHead(body: sendBody ? body : []) { w in
+            settings.rules.clientResponseHead(
+                into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11, date: worker.date,
+                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra)
+        }
+        endExchange()
+    }
+
+    /// Answers with a complete, tagged response: 304, 412 or the 200 with its ETag (RFC 9110 §13.2.2).
+    func respondTagged(_ r: TaggedResponse, collapsed: Bool) {
+        record.upstreamStatus = r.head.status
+        let status = read.map {
+            CacheStatus.forwarded($0.forward, status: r.head.status, stored: r.stored, collapsed: collapsed)
+        } ?? []
+        var outcome = PreconditionOutcome.proceed
+        if let read, !read.conditions.isEmpty, let method = request?.method,
+            let current = EntityTagList.parse(r.tag).first
+        {
+            outcome = evaluatePreconditions(method: method, read.conditions, current: current)
+        }
+        switch outcome {
+        case .notModified:
+            worker.counters.add(.notModifiedAfterUpstream)
+            record.statusSent = 304
+            write(settings.rules.notModifiedHead(
+                etag: r.tag, date: worker.date, fields: ForwardingRules.notModifiedFields(r.head), extra: status,
+                keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11))
+            endExchange()
+        case .preconditionFailed:
+            answer412(current: r.tag)
+        case .proceed:
+            respond(r.head, body: r.body, tag: r.ours ? r.tag : nil, extra: status)
+        }
+    }
+
+    /// RFC 9110 §15.4.5: 304 from a fresh cache entry, without the upstream.
+    func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
+        worker.counters.add(.notModifiedFromCache)
+        record.statusSent = 304
+        let keepAlive = record.keepAliveAfter
+        let http11 = record.clientIsHTTP11
+        writeHead { w in
+            settings.rules.notModifiedHead(
+                into: &w, etag: quotedTag, date: worker.date, fields: fields,
+                extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11)
+        }
+        endExchange()
+    }
+
+    /// The one 412 (RFC 9110 §15.5.13), for reads and writes alike: it names the current tag in an ETag field
+    /// and in the problem's `etag` member (RFC 9457 §3.2), so the client knows what it lost to without another
+    /// GET — nothing a GET would not tell it. `current` nil: there is no current representation.
+    func answer412(current: [UInt8]?) {
+        let tag = current.map { String(decoding: $0, as: UTF8.self) }
+        let detail = tag == nil
+            ? "The resource does not exist (any more): GET the collection again before writing."
+            : "The resource has changed since you fetched it: GET it again and retry with its current ETag in If-Match."
+        let problem = Problem(status: 412, detail: detail, extensions: [("etag", tag)])
+        record.statusSent = 412
+        record.bodyBytesSent = UInt64(problem.body.count)
+        record.keepAliveAfter = record.keepAliveAfter && bodyDone
+        var extra: [UInt8] = []
+        if let current { extra = Array("ETag: ".utf8) + current + [13, 10] }
+        write(problem.response(close: !record.keepAliveAfter, date: worker.date, headOnly: request?.method == .head,
+                               extraFields: extra))
+        if request?.method == .head { record.bodyBytesSent = 0 }
+        endExchange()
+    }
+
     /// A request that could not be parsed: answer its status and close (RFC 9112 §2.2, §6.3).
     func rejectRequest(_ error: HTTPParseError) {
-        if request == nil { exchangeStart = worker.now }
+        if request == nil { record = ExchangeRecord(keepAliveAfter: false, start: worker.now) }
         fail(error.status, error.detail)
     }
 
@@ -14,32 +98,30 @@ extension ClientConnection {
     /// - Parameter keepAlive: keep the connection for the next request (an upstream failure after the whole
     ///   request was read); malformed or unread input always closes it.
     func fail(_ status: Int, _ detail: String, keepAlive: Bool = false) {
-        let nothingSent = held != nil || pendingHead != nil || !responseStarted
-        releaseHeld()
-        detachUpstream()
-        if !nothingSent {
-            abort()
-            return
+        if let r = relay {
+            relay = nil
+            let nothingSent = r.nothingSent
+            r.end()
+            if !nothingSent { return abort() }
         }
-        pendingHead = nil
-        statusSent = status
-        keepAliveAfter = keepAliveAfter && keepAlive && bodyDone && request != nil
+        record.statusSent = status
+        record.keepAliveAfter = record.keepAliveAfter && keepAlive && bodyDone && request != nil
         let problem = Problem(status: status, detail: detail)
-        write(problem.response(close: !keepAliveAfter, date: worker.date, headOnly: request?.method == .head))
-        bodyBytesSent = 0
+        let headOnly = request?.method == .head
+        write(problem.response(close: !record.keepAliveAfter, date: worker.date, headOnly: headOnly))
+        record.bodyBytesSent = headOnly ? 0 : UInt64(problem.body.count)
         endExchange()
     }
 
     /// Drops the exchange and the connection at once (reset mid-body, client gone).
     func abort() {
-        detachUpstream()
         if request != nil {
-            if statusSent == 0 { statusSent = 499 }
+            if record.statusSent == 0 { record.statusSent = 499 }
             worker.accessLog.record(self, aborted: true)
-            leaveFlight()
-            releaseGuard(abandoned: true)
-            releaseHeld()
-            request = nil
+            endExchangeObjects(abandoned: true)
+            record.request = nil
+        } else {
+            endExchangeObjects(abandoned: true)
         }
         close()
     }

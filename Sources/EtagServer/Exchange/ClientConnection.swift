@@ -3,60 +3,43 @@ internal import CEtagShim
 import EtagCore
 import EtagHTTP
 
-/// One client connection and the exchange in flight on it: request head and body in, forwarded to an
-/// upstream connection, response relayed back; pipelined requests are answered in order, one at a time.
-/// Worker thread only. The upstream connection is referenced only while an exchange uses it.
+/// One client connection: request framing in (head, then body), bytes out, keep-alive, pipelining (answered
+/// in order, one exchange at a time) and the client-side timeouts. What an exchange does lives in its own type:
+/// the relay of a forwarded request (`Relay`), the cache lookup of a read (`ReadCache`), single-flight
+/// (`Flight`), the guarded write (`GuardedWrite`) and the proxy's own answers (`+Answers`).
+///
+/// Worker thread only. The connection owns the exchange objects of its exchange in flight; each refers back
+/// to it `unowned` and is ended (`endExchange`, `abort`, `didClose`) before the connection goes away.
 final class ClientConnection: TCPConnection {
     enum Phase { case head, body, awaitingResponse }
     enum TimerPurpose { case header, keepalive, body, send, none }
 
-    var phase = Phase.head
+    private(set) var phase = Phase.head
     private var scanOffset = 0
     private var timerPurpose = TimerPurpose.none
-    private var bytesSeenForHead = false
-    var peerIP: [UInt8] = []
-    var insideConsume = false
-    var closeWhenDrained = false
-    var peerEnded = false
-
-    /// Memory for the request and response heads, reused from exchange to exchange (see `FieldBlock.refill`).
+    private(set) var peerIP: [UInt8] = []
+    private var insideConsume = false
+    private var closeWhenDrained = false
+    private var peerEnded = false
+    /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`).
     private var requestStorage = FieldBlock.empty
 
     // The exchange in flight.
-    var request: RequestHead?
-    /// The request's version, kept apart so the hot paths need not copy `request` to read it.
-    var clientIsHTTP11 = true
-    var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
-    var bodyDone = true
-    var upstream: UpstreamConnection?
-    var response: ResponseHead?
-    var clientFraming = ForwardingRules.ClientFraming.none
-    /// The response head, held back to go out in one write with the first body bytes.
-    var pendingHead: [UInt8]? = nil
-    var responseStarted = false
-    var keepAliveAfter = true
-    var exchangeStart: UInt64 = 0
-    var statusSent = 0
-    var bodyBytesSent: UInt64 = 0
-    var upstreamStatus = 0
-    var clientPausedForUpstream = false
-    var upstreamPausedForClient = false
+    var record = ExchangeRecord()
+    private var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
+    /// The request body has been read whole.
+    private(set) var bodyDone = true
+    /// The forwarded request and its answer, while the upstream is asked.
+    var relay: Relay?
     /// Cache state of a GET/HEAD exchange; nil for other methods.
     var read: ReadState?
-    /// The response body held for its ETag, when it is.
-    var held: HeldBody?
-    /// The upstream's own tag, kept for a held body (`etag.upstream: keep`).
-    var keptTag: [UInt8]?
-    /// Single-flight: the flight this exchange waits on, and the upstream head it sends if the leader fails.
-    var waitingOn: Flight?
-    var waitingHead: [UInt8]?
-    var isFlightLeader = false
-    /// A checked, serialized write (PUT/PATCH/DELETE) or a POST awaiting its re-fetch.
+    /// A checked, serialized write (PUT/PATCH/DELETE) or a write awaiting its re-fetch.
     var guarded: GuardedWrite?
-    /// Decided when a write's answer starts: whether it waits for a re-fetch.
-    var pendingRefetch = Refetch.none
+    /// This exchange's part in single-flight.
+    var flight = FlightRole.none
 
     var settings: ExchangeSettings { worker.settings }
+    var request: RequestHead? { record.request }
 
     init(worker: Worker) {
         super.init(worker: worker, defersWrites: true)
@@ -87,7 +70,6 @@ final class ClientConnection: TCPConnection {
             case .head:
                 if off >= buf.count { return off }
                 if timerPurpose == .keepalive { arm(.header, settings.timeouts.clientHeader) }
-                bytesSeenForHead = true
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
                     switch try RequestParser.parse(
@@ -106,8 +88,9 @@ final class ClientConnection: TCPConnection {
                     return buf.count
                 }
             case .body:
-                if let up = upstream, up.backlog > settings.bufferSize {
-                    clientPausedForUpstream = true
+                if let relay, relay.requestBacklog > settings.bufferSize {
+                    // The upstream takes the body slower than the client sends it.
+                    relay.clientPaused = true
                     stopReading()
                     return off
                 }
@@ -121,11 +104,8 @@ final class ClientConnection: TCPConnection {
                             fail(413, "request body larger than the limit")
                             return buf.count
                         }
-                        if let g = guarded {
-                            g.body.append(contentsOf: buf[r])
-                        } else {
-                            forwardBody(UnsafeRawBufferPointer(rebasing: buf[r]))
-                        }
+                        let data = UnsafeRawBufferPointer(rebasing: buf[r])
+                        if let g = guarded { g.body.append(contentsOf: data) } else { relay?.forwardBody(data) }
                         arm(.body, settings.timeouts.clientBody)
                     case .needMore:
                         return off
@@ -145,21 +125,27 @@ final class ClientConnection: TCPConnection {
         return buf.count
     }
 
+    /// The client asked to read more of its request body: the upstream took the backlog.
+    func resumeRequestBody() {
+        startReading()
+        processBuffered()
+    }
+
     override func didReachEOF() {
         peerEnded = true
         switch phase {
         case .head:
             // Nothing in flight (a partial head is abandoned).
-            if upstream == nil && response == nil { close() }
+            if relay == nil { close() }
         case .body:
             abort()
         case .awaitingResponse:
-            if let g = guarded, g.stage == .lease || g.stage == .prefetch {
+            if guarded?.notYetSent == true {
                 // A client that goes away before its write is sent cancels it.
                 abort()
             } else {
                 // The client half-closed after its request: answer, then close.
-                keepAliveAfter = false
+                record.keepAliveAfter = false
             }
         }
     }
@@ -169,10 +155,7 @@ final class ClientConnection: TCPConnection {
     }
 
     override func didDrain() {
-        if upstreamPausedForClient, let up = upstream {
-            upstreamPausedForClient = false
-            up.resume()
-        }
+        relay?.clientDrained()
         if timerPurpose == .send { arm(.none, 0) }
         if closeWhenDrained { shutdownThenClose() }
     }
@@ -183,7 +166,7 @@ final class ClientConnection: TCPConnection {
             close()
         case .header:
             // RFC 9110 §15.5.9: 408 when the request did not arrive in time; silent close if nothing came.
-            if bytesSeenForHead || !input.isEmpty {
+            if !input.isEmpty {
                 fail(408, "the request head was not received within the client header timeout")
             } else {
                 close()
@@ -196,17 +179,14 @@ final class ClientConnection: TCPConnection {
     }
 
     override func didClose() {
-        leaveFlight()
-        releaseGuard(abandoned: true)
-        releaseHeld()
-        detachUpstream()
+        endExchangeObjects(abandoned: true)
         worker.clientClosed(self)
     }
 
     /// Called when the worker starts a graceful shutdown.
     func drain() {
-        keepAliveAfter = false
-        if phase == .head && input.isEmpty && upstream == nil && response == nil && queuedBytes == deferredBytes {
+        record.keepAliveAfter = false
+        if phase == .head && input.isEmpty && relay == nil && queuedBytes == deferredBytes {
             close()  // sends what is still held first
         }
     }
@@ -214,16 +194,9 @@ final class ClientConnection: TCPConnection {
     // MARK: exchange
 
     private func beginExchange(_ head: RequestHead) {
-        request = head
-        clientIsHTTP11 = head.isHTTP11
-        exchangeStart = worker.now
-        keepAliveAfter = head.keepAlive && !worker.draining
-        statusSent = 0
-        bodyBytesSent = 0
-        upstreamStatus = 0
-        response = nil
-        responseStarted = false
-        bytesSeenForHead = false
+        record = ExchangeRecord(
+            request: head, clientIsHTTP11: head.isHTTP11, keepAliveAfter: head.keepAlive && !worker.draining,
+            start: worker.now)
         if case .length(let n) = head.framing, n > settings.maxBodySize {
             // RFC 9110 §15.5.14: 413; the body is not read, so the connection closes.
             fail(413, "request body of \(n) bytes is larger than the limit of \(settings.maxBodySize)")
@@ -237,11 +210,18 @@ final class ClientConnection: TCPConnection {
         }
         phase = bodyDone ? .awaitingResponse : .body
         arm(bodyDone ? .none : .body, settings.timeouts.clientBody)
-        read = nil
-        guarded = nil
-        if beginGuardedWrite(head) { return }
+        if GuardedWrite.begin(head, on: self) { return }
         let isRead = head.method == .get || head.method == .head
-        if isRead && answerFromCache(head) { return }
+        if isRead {
+            switch ReadCache.lookup(head, bodyDone: bodyDone, worker: worker) {
+            case .notModified(let quoted, let fields):
+                return notModifiedFromCache(quoted, fields: fields)
+            case .preconditionFailed(let quoted):
+                return answer412(current: quoted)
+            case .forward(let state):
+                read = state
+            }
+        }
         let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false
         let upstreamHead = settings.rules.upstreamRequestHead(
             head, clientIP: peerIP, asGet: head.method == .head,
@@ -249,11 +229,18 @@ final class ClientConnection: TCPConnection {
             dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions)
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
-        sendToUpstream(upstreamHead, method: isRead ? .get : head.method,
-                       replayable: head.framing == .none && head.method.isIdempotent)
+        forward(upstreamHead, method: isRead ? .get : head.method,
+                replayable: head.framing == .none && head.method.isIdempotent)
     }
 
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// Sends the request upstream; the answer comes back through a `Relay`.
+    func forward(_ head: [UInt8], method: HTTPMethod, replayable: Bool) {
+        let r = Relay(connection: self)
+        relay = r
+        r.start(head, method: method, replayable: replayable, complete: bodyDone)
+    }
 
     /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied
     /// only when the socket cannot take them at once), so the head costs no allocation.
@@ -264,41 +251,43 @@ final class ClientConnection: TCPConnection {
         worker.headScratch = w.bytes
     }
 
-    private func forwardBody(_ data: UnsafeRawBufferPointer) {
-        upstream?.sendBody(data, chunked: request?.framing == .chunked)
-    }
-
     private func requestBodyComplete() {
         bodyDone = true
-        if guarded != nil {
-            if timerPurpose == .body { arm(.none, 0) }
-            return startGuardedWrite()
-        }
-        upstream?.endBody(chunked: request?.framing == .chunked)
         phase = .awaitingResponse
         if timerPurpose == .body { arm(.none, 0) }
+        if let g = guarded { return g.bodyComplete() }
+        relay?.endBody()
     }
 
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
         worker.accessLog.record(self)
-        leaveFlight()
-        releaseGuard()
-        releaseHeld()
-        read = nil
-        request = nil
-        response = nil
-        pendingHead = nil
-        upstreamPausedForClient = false
-        if !keepAliveAfter || peerEnded || worker.draining {
+        endExchangeObjects(abandoned: false)
+        if !record.keepAliveAfter || peerEnded || worker.draining {
+            record.request = nil
             closeAfterWrites()
             return
         }
+        record.request = nil
         phase = .head
         arm(.keepalive, settings.timeouts.keepalive)
-        if !isReading && !clientPausedForUpstream { startReading() }
-        clientPausedForUpstream = false
+        if !isReading { startReading() }
         if !insideConsume { processBuffered() }
+    }
+
+    /// Ends every exchange object: the flight (its waiters ask for themselves), the guarded write (lease freed,
+    /// or left to expire when `abandoned` after the write went out), the relay (its upstream connection).
+    func endExchangeObjects(abandoned: Bool) {
+        leaveFlight()
+        if let g = guarded {
+            guarded = nil
+            g.end(abandoned: abandoned)
+        }
+        if let r = relay {
+            relay = nil
+            r.end()
+        }
+        read = nil
     }
 
     func closeAfterWrites() {

@@ -2,60 +2,216 @@ import EtagCore
 import EtagHTTP
 
 /// A write checked against its resource's current representation (RFC 9110 §13.1.1, §13.2; RFC 6585 §3):
-/// body buffered, lease taken, pre-fetch hashed and compared, then the write, then the re-fetch whose ETag the
-/// client gets — all inside the lease, so concurrent writers to one resource are serialized.
+/// body buffered, lease taken, pre-fetch hashed and compared (`WriteCheck`), then the write, then the re-fetch
+/// whose ETag the client gets — all inside the lease, so concurrent writers to one resource are serialized.
 ///
-/// Owned by its client connection (`ClientConnection.guarded`), which it refers to `unowned`: the connection
-/// ends the guarded write (`releaseGuard`) before it goes away. It is the delegate of the upstream connection
-/// for the pre-fetch and the re-fetch, whose whole response it collects. Worker thread only.
+/// Owned by its client connection (`ClientConnection.guarded`), which it refers to `unowned(unsafe)`: the
+/// connection ends it (`end`) before it goes away. It is the delegate of the upstream connection of its
+/// pre-fetch and re-fetch, whose whole response it collects; the write itself goes out through a `Relay`.
+/// Worker thread only.
 final class GuardedWrite {
     enum Stage { case body, lease, prefetch, write, refetch }
-    unowned let connection: ClientConnection
-    var stage = Stage.body
+    unowned(unsafe) let connection: ClientConnection
+    private(set) var stage = Stage.body
+    /// The request body, read whole before the lease is asked for.
     var body: [UInt8] = []
-    let conditions: Conditions
+    private let conditions: Conditions
     /// Preconditions to evaluate (If-Match / If-None-Match present).
-    let checks: Bool
-    /// Serialized with a lease (PUT/PATCH/DELETE); false for a POST that is only re-fetched after a 201.
-    let leased: Bool
-    let uri: Digest20
-    var holdsLease = false
-    var queued = false
+    private let checks: Bool
+    /// The resource (its URI digest) whose lease serializes the write.
+    private let uri: Digest20
+    private var holdsLease = false
+    private var queued = false
     // The pre-fetch or re-fetch in progress.
-    private(set) var fetchHead: ResponseHead?
-    private(set) var fetchBody: HeldBody?
-    private(set) var fetchTooLarge = false
-    /// The upstream's answer to the write, held while the re-fetch runs.
-    var writeResponse: (head: ResponseHead, body: [UInt8])?
-    var refetchPath: [UInt8]?
+    private var upstream: UpstreamConnection?
+    private var fetchHead: ResponseHead?
+    private var fetchBody: HeldBody?
+    private var fetchTooLarge = false
+    /// The upstream's answer to the write, held while the re-fetch runs, and what it re-fetches.
+    private var writeResponse: (head: ResponseHead, body: [UInt8])?
+    private var refetchPath: [UInt8]?
 
-    init(connection: ClientConnection, conditions: Conditions, leased: Bool, uri: Digest20) {
+    private init(connection: ClientConnection, conditions: Conditions, leased: Bool, uri: Digest20) {
         self.connection = connection
         self.conditions = conditions
         self.checks = leased && !conditions.isEmpty
-        self.leased = leased
         self.uri = uri
     }
 
+    private var worker: Worker { connection.worker }
+    private var settings: ExchangeSettings { connection.worker.settings }
+
+    /// The write has not gone upstream yet: a client that goes away cancels it.
+    var notYetSent: Bool { stage == .lease || stage == .prefetch }
+
+    /// Starts a guarded write for the methods of `concurrency.methods`. Returns true when it took over the
+    /// exchange (including answering 428).
+    static func begin(_ head: RequestHead, on c: ClientConnection) -> Bool {
+        let settings = c.settings
+        guard settings.concurrencyEnabled, settings.guardedMethods.contains(head.method) else { return false }
+        let conditions = Conditions(head.head)
+        // RFC 6585 §3: 428 when the origin requires conditional writes and none was sent. A create-only
+        // `If-None-Match: *` is a precondition too.
+        if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch?.isAny != true {
+            c.fail(428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
+                   keepAlive: c.bodyDone)
+            return true
+        }
+        let g = GuardedWrite(connection: c, conditions: conditions, leased: true, uri: settings.keyBuilder.uriDigest(head))
+        c.guarded = g
+        if c.bodyDone { g.bodyComplete() }
+        return true
+    }
+
+    /// The request body is complete: wait for the resource's lease.
+    func bodyComplete() {
+        stage = .lease
+        if worker.leases.acquire(uri, for: self) {
+            holdsLease = true
+            leaseAcquired()
+        } else {
+            queued = true
+        }
+    }
+
+    /// The lease is this write's (`holdsLease` is set, so ending releases it): check the write, or send it.
+    private func leaseAcquired() {
+        guard stage == .lease, !connection.isClosing else { return }
+        if checks { startFetch(path: nil, stage: .prefetch) } else { sendWrite() }
+    }
+
+    private func startFetch(path: [UInt8]?, stage: Stage) {
+        guard let req = connection.request else { return }
+        self.stage = stage
+        resetFetch()
+        let head = settings.rules.fetchHead(req, clientIP: connection.peerIP, path: path)
+        let up = worker.pool.acquire()
+        upstream = up
+        up.begin(head, method: .get, replayable: true, complete: true, delegate: self)
+    }
+
     /// Forgets the last fetch, giving its hasher back to the worker.
-    func resetFetch(_ worker: Worker) {
+    private func resetFetch() {
         if let hasher = fetchBody?.takeHasher() { worker.returnHasher(hasher, used: true) }
         fetchHead = nil
         fetchBody = nil
         fetchTooLarge = false
     }
 
-    /// The fetched representation's tag: the upstream's own (`etag.upstream: keep`) or the digest of its body.
-    func currentTag(_ worker: Worker) -> (text: [UInt8], digest: Digest20?) {
-        if worker.settings.etagMode == .keep, let head = fetchHead, let theirs = ForwardingRules.upstreamETag(head) {
-            return (theirs, nil)
+    /// The fetched representation's tag (`RepresentationTag`), and its digest when it is the proxy's own.
+    private func currentTag() -> (text: [UInt8], digest: Digest20?) {
+        var digest: Digest20? = nil
+        let text = RepresentationTag.current(
+            etagMode: settings.etagMode, upstreamTag: fetchHead.flatMap(ForwardingRules.upstreamETag)
+        ) {
+            if let (d, hasher) = fetchBody?.finish() {
+                worker.returnHasher(hasher, used: false)
+                digest = d
+            } else {
+                digest = worker.keyHasher.hash(fetchBody?.bytes ?? [])
+            }
+            return digest!
         }
-        if let (digest, hasher) = fetchBody?.finish() {
-            worker.returnHasher(hasher, used: false)
-            return (digest.quotedETag, digest)
+        return (text, digest)
+    }
+
+    /// The pre-fetch answered: send the write, or answer 412, the pre-fetch's own answer, or 502.
+    private func prefetchDone() {
+        guard let head = fetchHead, let req = connection.request else { return }
+        let compared = head.status >= 200 && head.status < 300 && !fetchTooLarge
+        let verdict = WriteCheck.decide(
+            method: req.method, conditions: conditions, status: head.status, tooLarge: fetchTooLarge,
+            currentTag: compared ? currentTag().text : nil)
+        switch verdict {
+        case .send:
+            sendWrite()
+        case .preconditionFailed(let current):
+            connection.answer412(current: current)
+        case .relayPrefetch:
+            connection.respond(head, body: fetchBody?.bytes ?? [], tag: nil)
+        case .tooLarge:
+            connection.fail(502, "the resource is larger than etag.max_body, so If-Match cannot be checked",
+                            keepAlive: true)
         }
-        let digest = worker.keyHasher.hash(fetchBody?.bytes ?? [])
-        return (digest.quotedETag, digest)
+    }
+
+    private func sendWrite() {
+        guard let req = connection.request else { return }
+        stage = .write
+        resetFetch()
+        var bytes = settings.rules.upstreamRequestHead(
+            req, clientIP: connection.peerIP, dropTagConditions: true, bodyLength: body.count)
+        bytes.append(contentsOf: body)
+        body = []
+        // The whole request is at hand: an idempotent one (PUT, DELETE) is replayed once if a pooled connection
+        // turns out closed before any answer (RFC 9110 §9.2.2).
+        connection.forward(bytes, method: req.method, replayable: req.method.isIdempotent)
+    }
+
+    /// A write's answer is complete and waits for its tag (`Refetch`): re-fetch inside the lease — a write
+    /// outside `concurrency.methods` (a POST) gets an unleased guarded write for it — then answer.
+    static func refetch(after head: ResponseHead, body: [UInt8], path: [UInt8]?, on c: ClientConnection) {
+        if c.guarded == nil, let req = c.request {
+            c.guarded = GuardedWrite(
+                connection: c, conditions: Conditions(), leased: false, uri: c.settings.keyBuilder.uriDigest(req))
+        }
+        guard let g = c.guarded else { return }
+        g.writeResponse = (head, body)
+        g.refetchPath = path
+        g.startFetch(path: path, stage: .refetch)
+    }
+
+    private func refetchDone() {
+        guard let head = fetchHead, let req = connection.request else { return respondToWrite(tag: nil) }
+        guard head.status == 200, !fetchTooLarge else { return respondToWrite(tag: nil) }
+        let current = currentTag()
+        if let digest = current.digest {
+            worker.counters.add(.hashed200)
+            // The next GET finds this tag in the cache (stored after the write's invalidation).
+            let keys = settings.keyBuilder
+            let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
+            let path = refetchPath ?? Array(req.head.bytes[req.pathRange])
+            let uri = keys.uriDigest(host: host, path: path)
+            let key = keys.keyDigest(req, path: refetchPath, hasher: worker.keyHasher)
+            _ = ReadCache.store(digest, key: key, generation: worker.cache.generation(uri: uri), response: head,
+                                request: req, worker: worker)
+        }
+        respondToWrite(tag: current.text)
+    }
+
+    /// A pre-fetch or re-fetch failed (upstream gone, timed out, broken): a failed pre-fetch is answered 502/504
+    /// and the write is not sent; after a failed re-fetch the (successful) write is answered without an ETag.
+    private func fetchFailed(_ detail: String, status: Int = 502) {
+        if stage == .refetch {
+            respondToWrite(tag: nil)
+        } else {
+            connection.fail(status, detail, keepAlive: true)
+        }
+    }
+
+    /// Sends the upstream's answer to the write, with `tag` as its ETag when there is one.
+    private func respondToWrite(tag: [UInt8]?) {
+        guard let (head, body) = writeResponse else { return connection.fail(502, "lost the write response") }
+        connection.respond(head, body: body, tag: tag)
+    }
+
+    /// Ends the guarded write: the fetch is dropped, the lease freed (waking the next writer) or the queue
+    /// left. Idempotent.
+    /// - Parameter abandoned: the exchange is being dropped; if its write may be on its way upstream, the lease
+    ///   is left to expire instead of being freed at once.
+    func end(abandoned: Bool) {
+        if let up = upstream {
+            upstream = nil
+            up.detach()
+        }
+        resetFetch()
+        if holdsLease {
+            holdsLease = false
+            worker.leases.release(uri, letExpire: abandoned && stage == .write)
+        } else if queued {
+            queued = false
+            worker.leases.stopWaiting(self, for: uri)
+        }
     }
 }
 
@@ -63,7 +219,7 @@ extension GuardedWrite: LeaseWaiter {
     func leaseGranted() {
         queued = false
         holdsLease = true
-        connection.leaseAcquired()
+        leaseAcquired()
     }
 
     func leaseWaitExpired() {
@@ -74,15 +230,14 @@ extension GuardedWrite: LeaseWaiter {
 
 extension GuardedWrite: UpstreamClientDelegate {
     func upstreamReceivedHead(_ head: ResponseHead) -> UpstreamBodyMode {
-        let worker = connection.worker
         fetchHead = head
         // Only a 2xx is compared (RFC 9110 §13.2.1) and only a 200 re-fetch tags the write; the upstream's
         // own tag, when kept, needs no digest.
         let compared = head.status >= 200 && head.status < 300
-        let keepTheirs = worker.settings.etagMode == .keep && ForwardingRules.upstreamETag(head) != nil
+        let keepTheirs = settings.etagMode == .keep && ForwardingRules.upstreamETag(head) != nil
         var expected: Int? = nil
         if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
-        let held = HeldBody(limit: worker.settings.maxHashedBody, expected: expected,
+        let held = HeldBody(limit: settings.maxHashedBody, expected: expected,
                             hasher: compared && !keepTheirs ? worker.takeHasher() : nil)
         fetchBody = held
         return .hold(held)
@@ -94,26 +249,26 @@ extension GuardedWrite: UpstreamClientDelegate {
     }
 
     func upstreamFinished() {
-        connection.upstream = nil
-        if stage == .prefetch { connection.prefetchDone(self) } else { connection.refetchDone(self) }
+        upstream = nil
+        if stage == .prefetch { prefetchDone() } else { refetchDone() }
     }
 
     func upstreamFailed(_ failure: UpstreamFailure) {
-        connection.upstream = nil
+        upstream = nil
         let which = stage == .prefetch ? "pre-fetch" : "re-fetch"
         switch failure {
         case .unreachable(let code):
-            connection.fetchFailed("the upstream is unreachable: \(UVError.name(code))")
+            fetchFailed("the upstream is unreachable: \(UVError.name(code))")
         case .connectTimedOut, .timedOut:
-            connection.fetchFailed("the upstream did not answer the \(which) in time", status: 504)
+            fetchFailed("the upstream did not answer the \(which) in time", status: 504)
         case .closed:
-            connection.fetchFailed("the upstream closed the connection during the \(which)")
+            fetchFailed("the upstream closed the connection during the \(which)")
         case .broken(let detail):
-            connection.fetchFailed("invalid response from the upstream: \(detail)")
+            fetchFailed("invalid response from the upstream: \(detail)")
         }
     }
 
     func upstreamRetried(on fresh: UpstreamConnection) {
-        connection.upstream = fresh
+        upstream = fresh
     }
 }

@@ -154,6 +154,11 @@ final class UpstreamConnection: TCPConnection {
             close()
             return buf.count
         }
+        // The delegate may end its exchange (and drop its last reference) inside any callback.
+        return withExtendedLifetime(d) { consumeResponse(buf, d) }
+    }
+
+    private func consumeResponse(_ buf: UnsafeRawBufferPointer, _ d: any UpstreamClientDelegate) -> Int {
         receivedResponseBytes = true
         var off = 0
         if response == nil {
@@ -241,14 +246,14 @@ final class UpstreamConnection: TCPConnection {
         } else {
             close()
         }
-        d?.upstreamFinished()
+        if let d { withExtendedLifetime(d) { d.upstreamFinished() } }
     }
 
     private func fail(_ failure: UpstreamFailure) {
         let d = delegate
         endExchange()
         close()
-        d?.upstreamFailed(failure)
+        if let d { withExtendedLifetime(d) { d.upstreamFailed(failure) } }
     }
 
     private func endExchange() {
@@ -268,7 +273,7 @@ final class UpstreamConnection: TCPConnection {
         close()
         let fresh = UpstreamConnection(worker: worker)
         fresh.begin(request, method: method, replayable: false, complete: true, delegate: d)
-        d.upstreamRetried(on: fresh)
+        withExtendedLifetime(d) { d.upstreamRetried(on: fresh) }
         return true
     }
 
@@ -288,7 +293,9 @@ final class UpstreamConnection: TCPConnection {
 
     override func didFail(_ code: Int32) { ended(error: code) }
 
-    override func didDrain() { delegate?.upstreamTookRequestBytes() }
+    override func didDrain() {
+        if let d = delegate { withExtendedLifetime(d) { d.upstreamTookRequestBytes() } }
+    }
 
     override func timerFired() {
         switch timerPurpose {

@@ -12,10 +12,20 @@ struct TaggedResponse {
 }
 
 /// Requests for one cache key in flight on one worker: the leader's upstream fetch answers all of them.
+/// Held by the worker's `flights` table while the leader's fetch runs; waiters are removed when they go away.
 final class Flight {
     unowned let leader: ClientConnection
     var waiters: [ClientConnection] = []
     init(leader: ClientConnection) { self.leader = leader }
+}
+
+/// An exchange's part in single-flight.
+enum FlightRole {
+    case none
+    /// Its fetch answers the waiters of the flight for `key`.
+    case leader(key: Digest20)
+    /// It waits on `flight`, and sends `head` itself if the leader's answer cannot be shared.
+    case waiting(Flight, head: [UInt8])
 }
 
 /// Single-flight per worker: concurrent misses for one key wait for the first one's upstream answer instead of
@@ -26,20 +36,19 @@ extension ClientConnection {
         guard settings.collapse, let key = read?.key, bodyDone else { return false }
         if let flight = worker.flights[key], flight.leader !== self {
             flight.waiters.append(self)
-            waitingHead = upstreamHead
-            waitingOn = flight
+            self.flight = .waiting(flight, head: upstreamHead)
             return true
         }
         worker.flights[key] = Flight(leader: self)
-        isFlightLeader = true
+        flight = .leader(key: key)
         return false
     }
 
     /// The leader's exchange is over: share its tagged 200, or let every waiter ask the upstream itself.
     func settleFlight(_ result: TaggedResponse?) {
-        guard isFlightLeader else { return }
-        isFlightLeader = false
-        guard let key = read?.key, let flight = worker.flights[key], flight.leader === self else { return }
+        guard case .leader(let key) = flight else { return }
+        flight = .none
+        guard let flight = worker.flights[key], flight.leader === self else { return }
         worker.flights.removeValue(forKey: key)
         var shared = result
         if let r = result {
@@ -50,24 +59,22 @@ extension ClientConnection {
                 shared = nil
             }
         }
-        for w in flight.waiters where !w.isClosing && w.waitingOn === flight {
-            w.waitingOn = nil
+        for w in flight.waiters where !w.isClosing {
+            guard case .waiting(let f, let head) = w.flight, f === flight else { continue }
+            w.flight = .none
             if let shared {
-                w.waitingHead = nil
-                w.responseStarted = true
                 w.respondTagged(shared, collapsed: true)
-            } else if let head = w.waitingHead {
-                w.waitingHead = nil
-                w.sendToUpstream(head, method: .get, replayable: true)
+            } else {
+                w.forward(head, method: .get, replayable: true)
             }
         }
     }
 
-    /// A waiter that goes away leaves its flight.
+    /// A waiter that goes away leaves its flight; a leader settles it without an answer.
     func leaveFlight() {
-        if let flight = waitingOn {
-            flight.waiters.removeAll { $0 === self }
-            waitingOn = nil
+        if case .waiting(let f, _) = flight {
+            f.waiters.removeAll { $0 === self }
+            flight = .none
         }
         settleFlight(nil)
     }

@@ -15,26 +15,23 @@ struct ReadState {
     var forward: ForwardReason
 }
 
-/// RFC 9211 §2.2 `fwd` values the proxy uses.
-enum ForwardReason {
-    case miss, stale, request, varyMiss
-
-    var text: StaticString {
-        switch self {
-        case .miss: return "miss"
-        case .stale: return "stale"
-        case .request: return "request"
-        case .varyMiss: return "vary-miss"
-        }
-    }
+/// What the shared cache answers for a read.
+enum CacheLookup {
+    /// A fresh entry satisfies If-None-Match: 304 with this quoted tag and the 200's 304 fields.
+    case notModified(quotedTag: [UInt8], fields: [UInt8])
+    /// A fresh entry fails If-Match: 412 naming the current tag.
+    case preconditionFailed(quotedTag: [UInt8])
+    /// Ask the upstream.
+    case forward(ReadState)
 }
 
-extension ClientConnection {
-    /// For a GET/HEAD: looks the representation up in the shared cache and, when a fresh entry decides the
-    /// preconditions, answers 304 (or 412) without the upstream. Otherwise records what the forward needs.
-    /// - Returns: true when the exchange was answered.
-    func answerFromCache(_ head: RequestHead) -> Bool {
-        let w = worker
+/// The shared-memory cache as reads and writes use it: lookup, store and invalidation. Stateless; every call
+/// runs on the calling worker's thread with that worker's cache handle and scratch memory.
+enum ReadCache {
+    /// Looks the representation up: when a fresh entry decides the preconditions, the answer is local
+    /// (304 or 412); otherwise what the forward needs.
+    static func lookup(_ head: RequestHead, bodyDone: Bool, worker w: Worker) -> CacheLookup {
+        let settings = w.settings
         let keys = settings.keyBuilder
         let conditions = Conditions(head.head)
         let uri = keys.uriDigest(head)
@@ -64,65 +61,24 @@ extension ClientConnection {
                     // RFC 9110 §15.4.5: the 304 repeats the 200's Cache-Control, Content-Location, Expires and
                     // Vary; when another process stored the entry and this one has never seen that field set,
                     // the upstream is asked (its answer teaches it).
-                    guard let fields = notModifiedFields(entry) else { break }
-                    notModifiedFromCache(quoted, fields: fields)
-                    return true
+                    guard let fields = entry.fieldsDigest == 0 ? [] : w.notModifiedFields.get(entry.fieldsDigest)
+                    else { break }
+                    return .notModified(quotedTag: quoted, fields: fields)
                 case .preconditionFailed:
-                    fail(412, "the If-Match condition does not match the current representation", keepAlive: true)
-                    return true
+                    return .preconditionFailed(quotedTag: quoted)
                 case .proceed:
                     break
                 }
             }
         }
-        read = ReadState(conditions: conditions, key: key, uri: uri, generation: generation, forward: forward)
-        return false
+        return .forward(ReadState(conditions: conditions, key: key, uri: uri, generation: generation, forward: forward))
     }
 
-    private func notModifiedFields(_ entry: CacheEntry) -> [UInt8]? {
-        entry.fieldsDigest == 0 ? [] : worker.notModifiedFields.get(entry.fieldsDigest)
-    }
-
-    private func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
-        worker.counters.add(.notModifiedFromCache)
-        statusSent = 304
-        writeHead { w in
-            settings.rules.notModifiedHead(
-                into: &w, etag: quotedTag, date: worker.date, fields: fields,
-                extra: Self.cacheStatusHit, keepAlive: keepAliveAfter, clientIsHTTP11: clientIsHTTP11)
-        }
-        endExchange()
-    }
-
-    static let cacheStatusHit: [UInt8] = Array("Cache-Status: etag-proxy; hit\r\n".utf8)
-    static let missStored: [UInt8] = Array("Cache-Status: etag-proxy; fwd=miss; fwd-status=200; stored\r\n".utf8)
-    static let missNotStored: [UInt8] = Array("Cache-Status: etag-proxy; fwd=miss; fwd-status=200\r\n".utf8)
-
-    /// The RFC 9211 Cache-Status line for a forwarded read.
-    func cacheStatusLine(status: Int, stored: Bool) -> [UInt8] {
-        guard let read else { return [] }
-        if status == 200 && read.forward == .miss { return stored ? Self.missStored : Self.missNotStored }
-        var w = ByteWriter(capacity: 80)
-        w.append("Cache-Status: etag-proxy; fwd=")
-        w.append(read.forward.text)
-        w.append("; fwd-status=")
-        w.append(decimal: status)
-        if stored { w.append("; stored") }
-        w.append("\r\n")
-        return w.bytes
-    }
-
-    /// Stores the ETag of a 200 to a GET/HEAD unless the upstream forbids it. Returns whether it was stored.
-    func storeInCache(_ digest: Digest20, response: ResponseHead) -> Bool {
-        guard let read, request != nil else { return false }
-        guard storeTag(digest, key: read.key, generation: read.generation, response: response) else { return false }
-        worker.counters.add(.stored)
-        return true
-    }
-
-    /// Stores `digest` as the current tag of `key` (honouring no-store, private, Vary, max-age, no-cache).
-    func storeTag(_ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead) -> Bool {
-        guard let req = request else { return false }
+    /// Stores `digest` as the current tag of `key` unless the upstream forbids it (no-store, private,
+    /// Vary: *); honours max-age, no-cache and Vary. Returns whether it was stored.
+    static func store(_ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead,
+                      request req: RequestHead, worker: Worker) -> Bool {
+        let settings = worker.settings
         let d = ResponseCacheDirectives(response.head)
         // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.
         guard !d.noStore, !d.isPrivate, !d.varyStar else { return false }
@@ -150,14 +106,15 @@ extension ClientConnection {
         }
         guard let evicted = result else { return false }
         if evicted { worker.counters.add(.evicted) }
+        worker.counters.add(.stored)
         return true
     }
 
     /// RFC 9111 §4.4: a 2xx/3xx answer to an unsafe method invalidates the target URI, the same-origin
     /// Location and Content-Location URIs, and (`cache.invalidate_parent`) the parent collection — for every
     /// worker and process sharing the region.
-    func invalidateAfterWrite(_ response: ResponseHead) {
-        guard let req = request else { return }
+    static func invalidate(after response: ResponseHead, to req: RequestHead, worker: Worker) {
+        let settings = worker.settings
         let b = req.head.bytes
         let host = req.hostRange.map { Array(b[$0]) } ?? []
         let path = Array(b[req.pathRange])
