@@ -29,14 +29,15 @@ extension ClientConnection {
     /// Answers with a complete, tagged response: 304, 412 or the 200 with its ETag (RFC 9110 §13.2.2).
     func respondTagged(_ r: TaggedResponse, collapsed: Bool) {
         record.upstreamStatus = r.head.status
-        let status = read.map {
-            CacheStatus.forwarded($0.forward, status: r.head.status, stored: r.stored, collapsed: collapsed)
-        } ?? []
+        var status: [UInt8] = []
+        if let forward = read?.forward {
+            status = CacheStatus.forwarded(forward, status: r.head.status, stored: r.stored, collapsed: collapsed)
+        }
         var outcome = PreconditionOutcome.proceed
-        if let read, !read.conditions.isEmpty, let method = request?.method,
+        if read?.conditions.isEmpty == false, let conditions = read?.conditions, let method = request?.method,
             let current = EntityTagList.parse(r.tag).first
         {
-            outcome = evaluatePreconditions(method: method, read.conditions, current: current)
+            outcome = evaluatePreconditions(method: method, conditions, current: current)
         }
         switch outcome {
         case .notModified:

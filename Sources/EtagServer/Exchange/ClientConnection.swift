@@ -213,13 +213,13 @@ final class ClientConnection: TCPConnection {
         if GuardedWrite.begin(head, on: self) { return }
         let isRead = head.method == .get || head.method == .head
         if isRead {
-            switch ReadCache.lookup(head, bodyDone: bodyDone, worker: worker) {
+            switch ReadCache.lookup(head, bodyDone: bodyDone, worker: worker, state: &read) {
             case .notModified(let quoted, let fields):
                 return notModifiedFromCache(quoted, fields: fields)
             case .preconditionFailed(let quoted):
                 return answer412(current: quoted)
-            case .forward(let state):
-                read = state
+            case .forward:
+                break
             }
         }
         let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false

@@ -21,8 +21,8 @@ enum CacheLookup {
     case notModified(quotedTag: [UInt8], fields: [UInt8])
     /// A fresh entry fails If-Match: 412 naming the current tag.
     case preconditionFailed(quotedTag: [UInt8])
-    /// Ask the upstream.
-    case forward(ReadState)
+    /// Ask the upstream (the read's state is set).
+    case forward
 }
 
 /// The shared-memory cache as reads and writes use it: lookup, store and invalidation. Stateless; every call
@@ -30,7 +30,7 @@ enum CacheLookup {
 enum ReadCache {
     /// Looks the representation up: when a fresh entry decides the preconditions, the answer is local
     /// (304 or 412); otherwise what the forward needs.
-    static func lookup(_ head: RequestHead, bodyDone: Bool, worker w: Worker) -> CacheLookup {
+    static func lookup(_ head: RequestHead, bodyDone: Bool, worker w: Worker, state: inout ReadState?) -> CacheLookup {
         let settings = w.settings
         let keys = settings.keyBuilder
         let conditions = Conditions(head.head)
@@ -71,7 +71,8 @@ enum ReadCache {
                 }
             }
         }
-        return .forward(ReadState(conditions: conditions, key: key, uri: uri, generation: generation, forward: forward))
+        state = ReadState(conditions: conditions, key: key, uri: uri, generation: generation, forward: forward)
+        return .forward
     }
 
     /// Stores `digest` as the current tag of `key` unless the upstream forbids it (no-store, private,

@@ -72,8 +72,8 @@ final class Relay {
     }
 
     private func cacheStatus(_ status: Int, stored: Bool) -> [UInt8] {
-        guard let read = connection.read else { return [] }
-        return CacheStatus.forwarded(read.forward, status: status, stored: stored)
+        guard let forward = connection.read?.forward else { return [] }
+        return CacheStatus.forwarded(forward, status: status, stored: stored)
     }
 }
 
@@ -91,8 +91,8 @@ extension Relay: UpstreamClientDelegate {
         }
         let upstreamTag = ForwardingRules.upstreamETag(head)
         let asker: ResponsePlan.Asker
-        if let read = c.read {
-            asker = .read(conditions: !read.conditions.isEmpty)
+        if let noConditions = c.read?.conditions.isEmpty {
+            asker = .read(conditions: !noConditions)
         } else {
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
             refetch = Refetch.after(
@@ -265,8 +265,8 @@ extension Relay {
             }
             tag = digest.quotedETag
             worker.counters.add(.hashed200)
-            if let read = c.read, let req = c.request {
-                stored = ReadCache.store(digest, key: read.key, generation: read.generation, response: head,
+            if let key = c.read?.key, let generation = c.read?.generation, let req = c.request {
+                stored = ReadCache.store(digest, key: key, generation: generation, response: head,
                                          request: req, worker: worker)
             }
         }

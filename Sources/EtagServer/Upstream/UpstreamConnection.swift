@@ -30,7 +30,9 @@ final class UpstreamConnection: TCPConnection {
     private var replayable: [UInt8]?
     private var requestComplete = true
     private var receivedResponseBytes = false
-    private var response: ResponseHead?
+    /// Whether the final response head has arrived, and whether it lets the connection be reused.
+    private var hasResponse = false
+    private var responseKeepAlive = false
     private var decoder = BodyDecoder(response: .none, maxTrailerSize: 0)
     private var mode = UpstreamBodyMode.stream
     /// Memory for response heads, reused from exchange to exchange (see `FieldBlock.refill`).
@@ -50,7 +52,7 @@ final class UpstreamConnection: TCPConnection {
         self.replayable = replayable && complete ? request : nil
         requestComplete = complete
         receivedResponseBytes = false
-        response = nil
+        hasResponse = false
         mode = .stream
         switch state {
         case .fresh: connect()
@@ -161,7 +163,7 @@ final class UpstreamConnection: TCPConnection {
     private func consumeResponse(_ buf: UnsafeRawBufferPointer, _ d: any UpstreamClientDelegate) -> Int {
         receivedResponseBytes = true
         var off = 0
-        if response == nil {
+        if !hasResponse {
             while true {
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
@@ -178,7 +180,8 @@ final class UpstreamConnection: TCPConnection {
                             fail(.broken("the upstream switched protocols, which this proxy does not relay"))
                             return buf.count
                         }
-                        response = head
+                        hasResponse = true
+                        responseKeepAlive = head.keepAlive
                         decoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
                         arm(.response, settings.timeouts.upstream)
                         mode = d.upstreamReceivedHead(head)
@@ -238,7 +241,7 @@ final class UpstreamConnection: TCPConnection {
     /// (RFC 9112 §9.3), then the delegate hears of it.
     private func finish(reusable noLeftover: Bool) {
         let d = delegate
-        let keep = (response?.keepAlive ?? false) && requestComplete && noLeftover && !isClosing
+        let keep = hasResponse && responseKeepAlive && requestComplete && noLeftover && !isClosing
         endExchange()
         if keep {
             stopTimer()
@@ -259,7 +262,7 @@ final class UpstreamConnection: TCPConnection {
     private func endExchange() {
         delegate = nil
         replayable = nil
-        response = nil
+        hasResponse = false
         mode = .stream
         exchanges += 1
     }
@@ -280,7 +283,7 @@ final class UpstreamConnection: TCPConnection {
     /// The upstream closed (error nil) or reset the connection.
     private func ended(error: Int32?) {
         guard delegate != nil else { return close() }
-        if response != nil {
+        if hasResponse {
             // RFC 9112 §6.3 item 8: a close-delimited body ends here; any other body is truncated.
             if error == nil && decoder.finishAtClose() { return finish(reusable: false) }
             return fail(.closed)
