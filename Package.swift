@@ -16,9 +16,11 @@ let package = Package(
         // System libraries (apt providers so SwiftPM names the missing package).
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // Only what Swift cannot express safely: the SO_REUSEPORT listen helper, shared memory and atomics, and the
-        // io_uring batch send (liburing-dev; its header must not reach the Swift modules).
+        // Only what Swift cannot express safely, in two C units: the server's SO_REUSEPORT listen helper and io_uring
+        // batch send (liburing-dev; its header must not reach the Swift modules), and the shared-memory region with
+        // its atomics and seqlocks (no libuv, no liburing: all the cache imports).
         .target(name: "CEtagShim", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("uring")]),
+        .target(name: "CEtagShm"),
         // Pure HTTP/1.1 parsing and serialization (RFC 9112), no I/O.
         .target(name: "EtagHTTP"),
         // Pure policy: config value, forwarding rules, problem+json, ETag hashing.
@@ -26,7 +28,7 @@ let package = Package(
         // Loading the config from YAML / environment (Foundation and Yams stay here).
         .target(name: "EtagConfig", dependencies: ["EtagCore", .product(name: "Yams", package: "Yams")]),
         // The shared-memory table of ETags (and, later, write leases) behind a small Swift API.
-        .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShim"]),
+        .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShm"]),
         // libuv wiring: workers, listeners, client and upstream connections.
         .target(name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim"]),
         .executableTarget(

@@ -1,4 +1,4 @@
-internal import CEtagShim
+internal import CEtagShm
 import EtagCore
 
 /// What the shared cache knows of one representation: its ETag and freshness, never its body or a header value.
@@ -113,7 +113,7 @@ public final class SharedCache: @unchecked Sendable {
         for i in 0..<Int(ETAG_BUCKET_SLOTS) {
             let slot = slots + start + i
             guard etag_slot_read(slot, &p) != 0, p.flags & ETAG_SLOT_USED != 0, Self.keyOf(p) == key else { continue }
-            if slot.pointee.referenced == 0 { withUnsafeMutablePointer(to: &slot.pointee.referenced) { etag_store32($0, 1) } }
+            if etag_slot_referenced(slot) == 0 { etag_slot_set_referenced(slot, 1) }
             return Self.entry(p)
         }
         return nil
@@ -144,12 +144,12 @@ public final class SharedCache: @unchecked Sendable {
             let hand = Int(key.b % UInt64(ETAG_BUCKET_SLOTS))
             for k in 0..<Int(ETAG_BUCKET_SLOTS) {
                 let i = (hand + k) % Int(ETAG_BUCKET_SLOTS)
-                let ref = withUnsafeMutablePointer(to: &slots[start + i].referenced) { $0 }
-                if etag_load32(ref) == 0 {
+                let slot = slots + start + i
+                if etag_slot_referenced(slot) == 0 {
                     victim = i
                     break
                 }
-                etag_store32(ref, 0)
+                etag_slot_set_referenced(slot, 0)
             }
             victim = victim ?? hand
             evicts = true
@@ -157,7 +157,7 @@ public final class SharedCache: @unchecked Sendable {
         var out = Self.payload(key, entry)
         let slot = slots + start + victim!
         guard etag_slot_write(slot, &out, Self.staleWriterNs) != 0 else { return nil }
-        withUnsafeMutablePointer(to: &slot.pointee.referenced) { etag_store32($0, 0) }
+        etag_slot_set_referenced(slot, 0)
         return evicts
     }
 
@@ -166,7 +166,7 @@ public final class SharedCache: @unchecked Sendable {
     func simulateInterruptedWrites(key: Digest20, startedNs: UInt64) {
         let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
         for i in 0..<Int(ETAG_BUCKET_SLOTS) {
-            withUnsafeMutablePointer(to: &slots[start + i].seq) { etag_store64($0, startedNs | 1) }
+            etag_slot_set_seq(slots + start + i, startedNs | 1)
         }
     }
 

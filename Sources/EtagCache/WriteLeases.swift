@@ -1,4 +1,4 @@
-internal import CEtagShim
+internal import CEtagShm
 import EtagCore
 
 /// Write leases in the shared region: one 64-bit word per stripe of resources, taken by compare-and-swap.

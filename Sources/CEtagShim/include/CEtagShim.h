@@ -1,7 +1,7 @@
 #ifndef CETAGSHIM_H
 #define CETAGSHIM_H
-// Umbrella header: everything the Swift modules import from the C shim.
+// Umbrella header of the server's C helpers: the libuv listen/address helpers and the io_uring batch send.
+// The shared-memory region is its own module (CEtagShm), so the cache never sees uv.h or links liburing.
 #include "etag_shim.h"
-#include "etag_shm.h"
 #include "etag_uring.h"
 #endif
