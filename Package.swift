@@ -26,7 +26,7 @@ let package = Package(
         // Pure policy: config value, forwarding rules, problem+json, ETag hashing.
         .target(name: "EtagCore", dependencies: ["EtagHTTP", "COpenSSL"]),
         // Loading the config from YAML / environment (Foundation and Yams stay here).
-        .target(name: "EtagConfig", dependencies: ["EtagCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "EtagConfig", dependencies: ["EtagCore", "EtagHTTP", .product(name: "Yams", package: "Yams")]),
         // The shared-memory table of ETags (and, later, write leases) behind a small Swift API.
         .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShm"]),
         // libuv wiring: workers, listeners, client and upstream connections.
@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP", "TestSupport"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
-        .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore"]),
+        .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
         .testTarget(
             name: "ProxyIntegrationTests",

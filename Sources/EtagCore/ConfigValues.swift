@@ -40,6 +40,18 @@ public enum ConfigValues {
         return Int(bytes.rounded())
     }
 
+    /// A duration as the config writes it: whole seconds as `30s`, anything else in `ms`.
+    public static func durationText(_ ms: Int) -> String {
+        ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+
+    /// A size as the config writes it: whole MiB or KiB with their unit, anything else in bytes.
+    public static func sizeText(_ bytes: Int) -> String {
+        if bytes > 0 && bytes % (1024 * 1024) == 0 { return "\(bytes / (1024 * 1024))MiB" }
+        if bytes > 0 && bytes % 1024 == 0 { return "\(bytes / 1024)KiB" }
+        return String(bytes)
+    }
+
     /// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
     public static func listen(_ text: String) -> ListenAddress? {
         let s = text.trimmingSpaces

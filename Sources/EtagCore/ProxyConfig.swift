@@ -1,3 +1,5 @@
+import EtagHTTP
+
 /// The whole configuration as one value with defaults. Loaded by `EtagConfig` from YAML, environment and flags.
 /// Durations are milliseconds (libuv timers count in ms); sizes are bytes.
 public struct ProxyConfig: Sendable, Equatable {
@@ -97,8 +99,8 @@ public struct ProxyConfig: Sendable, Equatable {
         public var enabled: Bool = true
         /// PUT/PATCH/DELETE without If-Match get 428 (RFC 6585 §3).
         public var enforceIfMatch: Bool = false
-        /// The methods whose writes are checked and serialized.
-        public var methods: [String] = ["PUT", "PATCH", "DELETE"]
+        /// The methods whose writes are checked and serialized (among PUT, PATCH, DELETE, POST).
+        public var methods: [HTTPMethod] = [.put, .patch, .delete]
         /// Which ETag a successful write answers with.
         public var etagAfterWrite: ETagAfterWrite = .refetch
         /// A write lease not renewed for this long (its owner died) can be taken over.
@@ -109,7 +111,7 @@ public struct ProxyConfig: Sendable, Equatable {
     }
 }
 
-public enum ETagAfterWrite: String, Sendable, Equatable {
+public enum ETagAfterWrite: String, Sendable, Equatable, CaseIterable {
     /// GET the resource again inside the lease and answer with its ETag (the one the next GET returns).
     case refetch
     /// Hash the write response's own body.
@@ -118,14 +120,14 @@ public enum ETagAfterWrite: String, Sendable, Equatable {
     case none
 }
 
-public enum UpstreamETagMode: String, Sendable, Equatable {
+public enum UpstreamETagMode: String, Sendable, Equatable, CaseIterable {
     /// The proxy's own SHA-1 tag replaces the upstream's.
     case replace
     /// An upstream ETag is passed through (and its conditional requests left to the upstream).
     case keep
 }
 
-public enum AccessLogTarget: String, Sendable, Equatable {
+public enum AccessLogTarget: String, Sendable, Equatable, CaseIterable {
     case stdout, stderr, off
 }
 

@@ -44,15 +44,7 @@ final class ExchangeSettings: Sendable {
         collapse = config.cache.collapse
         concurrencyEnabled = config.concurrency.enabled
         enforceIfMatch = config.concurrency.enforceIfMatch
-        guardedMethods = config.concurrency.methods.compactMap {
-            switch $0 {
-            case "PUT": return .put
-            case "PATCH": return .patch
-            case "DELETE": return .delete
-            case "POST": return .post
-            default: return nil
-            }
-        }
+        guardedMethods = config.concurrency.methods
         etagAfterWrite = config.concurrency.etagAfterWrite
         leaseTTL = config.concurrency.leaseTTL
         leaseWait = config.concurrency.leaseWait
