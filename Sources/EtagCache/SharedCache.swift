@@ -17,8 +17,10 @@ public struct CacheEntry: Sendable, Equatable {
     /// process that does not know them cannot answer this entry's 304 without the upstream.
     public var fieldsDigest: UInt64
 
-    public init(etag: Digest20, mustRevalidate: Bool = false, varyNames: String? = nil, generation: UInt32,
-                storedNs: UInt64, expiresNs: UInt64, fieldsDigest: UInt64 = 0) {
+    public init(
+        etag: Digest20, mustRevalidate: Bool = false, varyNames: String? = nil, generation: UInt32,
+        storedNs: UInt64, expiresNs: UInt64, fieldsDigest: UInt64 = 0
+    ) {
         self.etag = etag
         self.mustRevalidate = mustRevalidate
         self.varyNames = varyNames
@@ -184,15 +186,20 @@ public final class SharedCache: @unchecked Sendable {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
         }
-        return CacheEntry(etag: etag, mustRevalidate: p.flags & ETAG_SLOT_REVALIDATE != 0, varyNames: vary,
-                          generation: p.gen, storedNs: p.stored_ns, expiresNs: p.expires_ns,
-                          fieldsDigest: p.fields)
+        return CacheEntry(
+            etag: etag, mustRevalidate: p.flags & ETAG_SLOT_REVALIDATE != 0, varyNames: vary,
+            generation: p.gen, storedNs: p.stored_ns, expiresNs: p.expires_ns,
+            fieldsDigest: p.fields)
     }
 
     private static func payload(_ key: Digest20, _ e: CacheEntry) -> etag_payload {
         var p = etag_payload()
-        withUnsafeMutableBytes(of: &p.key) { dst in withUnsafeBytes(of: key) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) } }
-        withUnsafeMutableBytes(of: &p.etag) { dst in withUnsafeBytes(of: e.etag) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) } }
+        withUnsafeMutableBytes(of: &p.key) { dst in
+            withUnsafeBytes(of: key) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) }
+        }
+        withUnsafeMutableBytes(of: &p.etag) { dst in
+            withUnsafeBytes(of: e.etag) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) }
+        }
         var flags = ETAG_SLOT_USED
         if e.mustRevalidate { flags |= ETAG_SLOT_REVALIDATE }
         if let v = e.varyNames {

@@ -30,62 +30,76 @@ public struct ConfigKey: Sendable {
 extension ConfigKey {
     typealias Field<T> = WritableKeyPath<ProxyConfig, T> & Sendable
 
-    init(_ path: String, _ meaning: String, list: Bool = false,
-         apply: @escaping @Sendable (inout ProxyConfig, String) -> String?,
-         render: @escaping @Sendable (ProxyConfig) -> String) {
+    init(
+        _ path: String, _ meaning: String, list: Bool = false,
+        apply: @escaping @Sendable (inout ProxyConfig, String) -> String?,
+        render: @escaping @Sendable (ProxyConfig) -> String
+    ) {
         self.init(path: path, meaning: meaning, acceptsList: list, apply: apply, render: render)
     }
 
     static func duration(_ path: String, _ field: Field<Int>, positive: Bool = true, _ meaning: String) -> ConfigKey {
-        ConfigKey(path, meaning, apply: { c, text in
-            guard let ms = ConfigValues.duration(text), !positive || ms > 0 else {
-                return "'\(text)' is not a \(positive ? "positive " : "")duration (like 250ms, 30s, 5m)"
-            }
-            c[keyPath: field] = ms
-            return nil
-        }, render: { ConfigValues.durationText($0[keyPath: field]) })
+        ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                guard let ms = ConfigValues.duration(text), !positive || ms > 0 else {
+                    return "'\(text)' is not a \(positive ? "positive " : "")duration (like 250ms, 30s, 5m)"
+                }
+                c[keyPath: field] = ms
+                return nil
+            }, render: { ConfigValues.durationText($0[keyPath: field]) })
     }
 
     static func size(_ path: String, _ field: Field<Int>, min: Int, _ meaning: String) -> ConfigKey {
-        ConfigKey(path, meaning, apply: { c, text in
-            guard let n = ConfigValues.size(text) else { return "'\(text)' is not a size (like 512, 64KiB, 10MiB)" }
-            guard n >= min else { return "must be at least \(min) bytes" }
-            c[keyPath: field] = n
-            return nil
-        }, render: { ConfigValues.sizeText($0[keyPath: field]) })
+        ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                guard let n = ConfigValues.size(text) else { return "'\(text)' is not a size (like 512, 64KiB, 10MiB)" }
+                guard n >= min else { return "must be at least \(min) bytes" }
+                c[keyPath: field] = n
+                return nil
+            }, render: { ConfigValues.sizeText($0[keyPath: field]) })
     }
 
     static func count(_ path: String, _ field: Field<Int>, min: Int, _ meaning: String) -> ConfigKey {
-        ConfigKey(path, meaning, apply: { c, text in
-            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= min else {
-                return "'\(text)' is not a whole number of at least \(min)"
-            }
-            c[keyPath: field] = n
-            return nil
-        }, render: { String($0[keyPath: field]) })
+        ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= min else {
+                    return "'\(text)' is not a whole number of at least \(min)"
+                }
+                c[keyPath: field] = n
+                return nil
+            }, render: { String($0[keyPath: field]) })
     }
 
     static func bool(_ path: String, _ field: Field<Bool>, _ meaning: String) -> ConfigKey {
-        ConfigKey(path, meaning, apply: { c, text in
-            switch text.lowercased() {
-            case "true", "yes", "on", "1": c[keyPath: field] = true
-            case "false", "no", "off", "0": c[keyPath: field] = false
-            default: return "'\(text)' is not true or false"
-            }
-            return nil
-        }, render: { $0[keyPath: field] ? "true" : "false" })
+        ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                switch text.lowercased() {
+                case "true", "yes", "on", "1": c[keyPath: field] = true
+                case "false", "no", "off", "0": c[keyPath: field] = false
+                default: return "'\(text)' is not true or false"
+                }
+                return nil
+            }, render: { $0[keyPath: field] ? "true" : "false" })
     }
 
     /// A key whose value names one case of `E` (any letter case).
-    static func choice<E: RawRepresentable & CaseIterable & Sendable>(_ path: String, _ field: Field<E>,
-                                                                     _ meaning: String) -> ConfigKey
+    static func choice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ path: String, _ field: Field<E>,
+        _ meaning: String
+    ) -> ConfigKey
     where E.RawValue == String {
         let names = E.allCases.map(\.rawValue)
         let listed = names.dropLast().joined(separator: ", ") + " or " + names.last!
-        return ConfigKey(path, meaning, apply: { c, text in
-            guard let v = E(rawValue: text.lowercased()) else { return "'\(text)' is not \(listed)" }
-            c[keyPath: field] = v
-            return nil
-        }, render: { $0[keyPath: field].rawValue })
+        return ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                guard let v = E(rawValue: text.lowercased()) else { return "'\(text)' is not \(listed)" }
+                c[keyPath: field] = v
+                return nil
+            }, render: { $0[keyPath: field].rawValue })
     }
 }

@@ -10,102 +10,171 @@ public enum ConfigKeys {
     ]
 
     public static let all: [ConfigKey] = [
-        ConfigKey("listen", "Address to accept clients on, `HOST:PORT` or `[V6]:PORT` (the shipped file: `0.0.0.0:8080`).",
-                  apply: { c, text in
-                      guard let a = ConfigValues.listen(text) else { return "'\(text)' is not HOST:PORT" }
-                      c.listen = a
-                      return nil
-                  }, render: { $0.listen.description }),
-        ConfigKey("upstream", "The API behind the proxy, `http://HOST[:PORT][/base-path]`.",
-                  apply: { c, text in
-                      switch ConfigValues.upstream(text) {
-                      case .success(let u): c.upstream = u
-                      case .failure(let e): return "'\(text)' \(e.message)"
-                      }
-                      return nil
-                  }, render: { $0.upstream.description }),
-        ConfigKey("workers", "Worker threads (each its own event loop, listener and upstream pool); `auto` = one per core.",
-                  apply: { c, text in
-                      if text.lowercased() == "auto" {
-                          c.workers = nil
-                          return nil
-                      }
-                      guard let n = Int(text), n >= 1, n <= 256 else { return "'\(text)' is not a number from 1 to 256 or auto" }
-                      c.workers = n
-                      return nil
-                  }, render: { $0.workers.map(String.init) ?? "auto" }),
+        ConfigKey(
+            "listen", "Address to accept clients on, `HOST:PORT` or `[V6]:PORT` (the shipped file: `0.0.0.0:8080`).",
+            apply: { c, text in
+                guard let a = ConfigValues.listen(text) else { return "'\(text)' is not HOST:PORT" }
+                c.listen = a
+                return nil
+            }, render: { $0.listen.description }),
+        ConfigKey(
+            "upstream", "The API behind the proxy, `http://HOST[:PORT][/base-path]`.",
+            apply: { c, text in
+                switch ConfigValues.upstream(text) {
+                case .success(let u): c.upstream = u
+                case .failure(let e): return "'\(text)' \(e.message)"
+                }
+                return nil
+            }, render: { $0.upstream.description }),
+        ConfigKey(
+            "workers", "Worker threads (each its own event loop, listener and upstream pool); `auto` = one per core.",
+            apply: { c, text in
+                if text.lowercased() == "auto" {
+                    c.workers = nil
+                    return nil
+                }
+                guard let n = Int(text), n >= 1, n <= 256 else {
+                    return "'\(text)' is not a number from 1 to 256 or auto"
+                }
+                c.workers = n
+                return nil
+            }, render: { $0.workers.map(String.init) ?? "auto" }),
         .choice("access_log", \.accessLog, "`stdout`, `stderr` or `off`."),
-        .bool("io_uring", \.ioUring, "Send the answers of one loop iteration with one io_uring call; `false`, or where the kernel refuses io_uring (seccomp, `kernel.io_uring_disabled`): one `write` each."),
-        .duration("timeouts.upstream", \.timeouts.upstream, "No response head (or no body bytes) from the upstream within this → 504 (or close mid-body)."),
+        .bool(
+            "io_uring", \.ioUring,
+            "Send the answers of one loop iteration with one io_uring call; `false`, or where the kernel refuses io_uring (seccomp, `kernel.io_uring_disabled`): one `write` each."
+        ),
+        .duration(
+            "timeouts.upstream", \.timeouts.upstream,
+            "No response head (or no body bytes) from the upstream within this → 504 (or close mid-body)."),
         .duration("timeouts.connect", \.timeouts.connect, "Connecting to the upstream takes longer → 504."),
-        .duration("timeouts.client_header", \.timeouts.clientHeader, "The request head is not complete within this → 408 and close (silent close if nothing came)."),
-        .duration("timeouts.client_body", \.timeouts.clientBody, "No request body bytes for this long → 408 and close."),
-        .duration("timeouts.keepalive", \.timeouts.keepalive, "An idle client keep-alive connection is closed after this."),
-        .duration("timeouts.send", \.timeouts.send, "A client that takes no response bytes for this long is disconnected."),
-        .duration("timeouts.upstream_idle", \.timeouts.upstreamIdle, "An idle pooled upstream connection is closed after this."),
-        .duration("timeouts.shutdown_grace", \.timeouts.shutdownGrace, positive: false, "On SIGTERM/SIGINT, in-flight exchanges get this long to finish."),
+        .duration(
+            "timeouts.client_header", \.timeouts.clientHeader,
+            "The request head is not complete within this → 408 and close (silent close if nothing came)."),
+        .duration(
+            "timeouts.client_body", \.timeouts.clientBody, "No request body bytes for this long → 408 and close."),
+        .duration(
+            "timeouts.keepalive", \.timeouts.keepalive, "An idle client keep-alive connection is closed after this."),
+        .duration(
+            "timeouts.send", \.timeouts.send, "A client that takes no response bytes for this long is disconnected."),
+        .duration(
+            "timeouts.upstream_idle", \.timeouts.upstreamIdle,
+            "An idle pooled upstream connection is closed after this."),
+        .duration(
+            "timeouts.shutdown_grace", \.timeouts.shutdownGrace, positive: false,
+            "On SIGTERM/SIGINT, in-flight exchanges get this long to finish."),
         .size("limits.max_header_size", \.limits.maxHeaderSize, min: 256, "Largest request head → 431."),
-        .count("limits.max_header_count", \.limits.maxHeaderCount, min: 1, "Most header fields in a head → 431 (request) / 502 (response)."),
-        .size("limits.max_body_size", \.limits.maxBodySize, min: 0, "Largest request body → 413 (declared length checked before reading; chunked as it arrives)."),
-        .size("limits.max_upstream_header_size", \.limits.maxUpstreamHeaderSize, min: 256, "Largest upstream response head → 502."),
-        .size("limits.buffer_size", \.limits.bufferSize, min: 4096, "Bytes waiting per direction before the proxy stops reading from the sender."),
-        .count("limits.max_connections", \.limits.maxConnections, min: 1, "Client connections per worker; more are closed at once."),
-        .count("upstream_pool.keepalive", \.upstreamPool.keepalive, min: 0, "Idle keep-alive upstream connections kept per worker (0: none)."),
-        .bool("forwarding.preserve_host", \.forwarding.preserveHost, "Send the client's Host upstream instead of the upstream's authority."),
-        ConfigKey("forwarding.via", "Pseudonym added to `Via`.",
-                  apply: { c, text in
-                      guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
-                          return "'\(text)' must be a token (letters, digits, - . _)"
-                      }
-                      c.forwarding.via = text
-                      return nil
-                  }, render: { $0.forwarding.via }),
-        .size("etag.max_body", \.etag.maxBody, min: 0, "Bodies larger than this stream through unchanged and without an ETag."),
-        .choice("etag.upstream", \.etag.upstream, "An ETag the upstream sends itself: `replace` it with the proxy's, or `keep` it."),
+        .count(
+            "limits.max_header_count", \.limits.maxHeaderCount, min: 1,
+            "Most header fields in a head → 431 (request) / 502 (response)."),
+        .size(
+            "limits.max_body_size", \.limits.maxBodySize, min: 0,
+            "Largest request body → 413 (declared length checked before reading; chunked as it arrives)."),
+        .size(
+            "limits.max_upstream_header_size", \.limits.maxUpstreamHeaderSize, min: 256,
+            "Largest upstream response head → 502."),
+        .size(
+            "limits.buffer_size", \.limits.bufferSize, min: 4096,
+            "Bytes waiting per direction before the proxy stops reading from the sender."),
+        .count(
+            "limits.max_connections", \.limits.maxConnections, min: 1,
+            "Client connections per worker; more are closed at once."),
+        .count(
+            "upstream_pool.keepalive", \.upstreamPool.keepalive, min: 0,
+            "Idle keep-alive upstream connections kept per worker (0: none)."),
+        .bool(
+            "forwarding.preserve_host", \.forwarding.preserveHost,
+            "Send the client's Host upstream instead of the upstream's authority."),
+        ConfigKey(
+            "forwarding.via", "Pseudonym added to `Via`.",
+            apply: { c, text in
+                guard !text.isEmpty,
+                    text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) })
+                else {
+                    return "'\(text)' must be a token (letters, digits, - . _)"
+                }
+                c.forwarding.via = text
+                return nil
+            }, render: { $0.forwarding.via }),
+        .size(
+            "etag.max_body", \.etag.maxBody, min: 0,
+            "Bodies larger than this stream through unchanged and without an ETag."),
+        .choice(
+            "etag.upstream", \.etag.upstream,
+            "An ETag the upstream sends itself: `replace` it with the proxy's, or `keep` it."),
         .duration("cache.ttl", \.cache.ttl, "How long a stored ETag answers 304 without asking the upstream."),
-        ConfigKey("cache.name", "Shared-memory region name; processes with the same name share it.",
-                  apply: { c, text in
-                      guard !text.isEmpty, text.count <= 200, !text.contains("/") else { return "'\(text)' must be a non-empty name without '/'" }
-                      c.cache.name = text
-                      return nil
-                  }, render: { $0.cache.name ?? "(derived from `listen`)" }),
-        .size("cache.size", \.cache.size, min: 1024 * 1024, "Size of the shared-memory region, about 140 bytes per entry."),
-        ConfigKey("cache.key_headers", "Request fields whose values are part of the cache key (at most 64), besides those the upstream's Vary names.",
-                  list: true,
-                  apply: { c, text in
-                      let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-                      guard names.allSatisfy({ n in n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) } }) else {
-                          return "'\(text)' must be a list of field names"
-                      }
-                      guard names.count <= CacheKeyBuilder.maxKeyHeaders else {
-                          return "at most \(CacheKeyBuilder.maxKeyHeaders) field names"
-                      }
-                      c.cache.keyHeaders = names
-                      return nil
-                  }, render: { "[" + $0.cache.keyHeaders.joined(separator: ", ") + "]" }),
-        .bool("cache.collapse", \.cache.collapse, "Concurrent GET/HEAD misses for one key on one worker share one upstream fetch (single-flight)."),
-        .bool("cache.invalidate_parent", \.cache.invalidateParent, "A successful write to `/a/b` also invalidates `/a`."),
+        ConfigKey(
+            "cache.name", "Shared-memory region name; processes with the same name share it.",
+            apply: { c, text in
+                guard !text.isEmpty, text.count <= 200, !text.contains("/") else {
+                    return "'\(text)' must be a non-empty name without '/'"
+                }
+                c.cache.name = text
+                return nil
+            }, render: { $0.cache.name ?? "(derived from `listen`)" }),
+        .size(
+            "cache.size", \.cache.size, min: 1024 * 1024, "Size of the shared-memory region, about 140 bytes per entry."
+        ),
+        ConfigKey(
+            "cache.key_headers",
+            "Request fields whose values are part of the cache key (at most 64), besides those the upstream's Vary names.",
+            list: true,
+            apply: { c, text in
+                let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                    .filter { !$0.isEmpty }
+                guard
+                    names.allSatisfy({ n in
+                        n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }
+                    })
+                else {
+                    return "'\(text)' must be a list of field names"
+                }
+                guard names.count <= CacheKeyBuilder.maxKeyHeaders else {
+                    return "at most \(CacheKeyBuilder.maxKeyHeaders) field names"
+                }
+                c.cache.keyHeaders = names
+                return nil
+            }, render: { "[" + $0.cache.keyHeaders.joined(separator: ", ") + "]" }),
+        .bool(
+            "cache.collapse", \.cache.collapse,
+            "Concurrent GET/HEAD misses for one key on one worker share one upstream fetch (single-flight)."),
+        .bool(
+            "cache.invalidate_parent", \.cache.invalidateParent, "A successful write to `/a/b` also invalidates `/a`."),
         .bool("concurrency.enabled", \.concurrency.enabled, "Check If-Match on writes and serialize them at all."),
-        .bool("concurrency.enforce_if_match", \.concurrency.enforceIfMatch, "PUT/PATCH/DELETE without If-Match get 428 Precondition Required."),
-        ConfigKey("concurrency.methods", "Methods whose writes are checked and serialized per resource (among PUT, PATCH, DELETE, POST).",
-                  list: true,
-                  apply: { c, text in
-                      let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
-                      var methods: [HTTPMethod] = []
-                      for name in names {
-                          guard let m = guardableMethods.first(where: { $0.name == name }) else {
-                              return "'\(text)' must list methods among PUT, PATCH, DELETE, POST"
-                          }
-                          if !methods.contains(m.method) { methods.append(m.method) }
-                      }
-                      c.concurrency.methods = methods
-                      return nil
-                  }, render: { c in
-                      "[" + c.concurrency.methods.compactMap { m in guardableMethods.first { $0.method == m }?.name }
-                          .joined(separator: ", ") + "]"
-                  }),
-        .choice("concurrency.etag_after_write", \.concurrency.etagAfterWrite, "The ETag of a successful write: `refetch` (GET it again inside the lease: the tag the next GET returns), `body` (hash the write's answer) or `none`."),
-        .duration("concurrency.lease_ttl", \.concurrency.leaseTTL, "A write lease its owner stops renewing (a killed process) is free after this."),
-        .duration("concurrency.lease_wait", \.concurrency.leaseWait, "A write waiting longer than this for its resource's lease gets 503."),
+        .bool(
+            "concurrency.enforce_if_match", \.concurrency.enforceIfMatch,
+            "PUT/PATCH/DELETE without If-Match get 428 Precondition Required."),
+        ConfigKey(
+            "concurrency.methods",
+            "Methods whose writes are checked and serialized per resource (among PUT, PATCH, DELETE, POST).",
+            list: true,
+            apply: { c, text in
+                let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+                    .filter { !$0.isEmpty }
+                var methods: [HTTPMethod] = []
+                for name in names {
+                    guard let m = guardableMethods.first(where: { $0.name == name }) else {
+                        return "'\(text)' must list methods among PUT, PATCH, DELETE, POST"
+                    }
+                    if !methods.contains(m.method) { methods.append(m.method) }
+                }
+                c.concurrency.methods = methods
+                return nil
+            },
+            render: { c in
+                "["
+                    + c.concurrency.methods.compactMap { m in guardableMethods.first { $0.method == m }?.name }
+                    .joined(separator: ", ") + "]"
+            }),
+        .choice(
+            "concurrency.etag_after_write", \.concurrency.etagAfterWrite,
+            "The ETag of a successful write: `refetch` (GET it again inside the lease: the tag the next GET returns), `body` (hash the write's answer) or `none`."
+        ),
+        .duration(
+            "concurrency.lease_ttl", \.concurrency.leaseTTL,
+            "A write lease its owner stops renewing (a killed process) is free after this."),
+        .duration(
+            "concurrency.lease_wait", \.concurrency.leaseWait,
+            "A write waiting longer than this for its resource's lease gets 503."),
     ]
 }

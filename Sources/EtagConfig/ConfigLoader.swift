@@ -20,7 +20,9 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 public enum ConfigLoader {
     /// Loads `file` (when given) and the environment on top of the defaults.
     /// - Throws: `ConfigError` naming the first bad key.
-    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+    public static func load(
+        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    )
         throws -> ProxyConfig
     {
         var config = ProxyConfig()
@@ -44,12 +46,15 @@ public enum ConfigLoader {
         }
         guard let root else { return }  // an empty file: all defaults
         guard case .mapping(let mapping) = root else {
-            throw ConfigError(source: source, line: root.mark?.line, key: "", message: "the top level must be a mapping")
+            throw ConfigError(
+                source: source, line: root.mark?.line, key: "", message: "the top level must be a mapping")
         }
         try walk(mapping, prefix: "", source: source, into: &config)
     }
 
-    private static func walk(_ mapping: Node.Mapping, prefix: String, source: String, into config: inout ProxyConfig)
+    private static func walk(
+        _ mapping: Node.Mapping, prefix: String, source: String, into config: inout ProxyConfig
+    )
         throws
     {
         for (k, v) in mapping {
@@ -113,7 +118,9 @@ public enum ConfigLoader {
 
 extension ConfigLoader {
     /// Command-line flags override the file and the environment.
-    public static func applyFlags(listen: String?, upstream: String?, workers: String?, to config: inout ProxyConfig)
+    public static func applyFlags(
+        listen: String?, upstream: String?, workers: String?, to config: inout ProxyConfig
+    )
         throws
     {
         let flags: [(String, String?)] = [("listen", listen), ("upstream", upstream), ("workers", workers)]

@@ -68,7 +68,9 @@ public final class CacheKeyBuilder: Sendable {
     /// prefix (fixed length) · host, lowercased · NUL · path and query (empty → "/") · for each key header that
     /// is present: NUL, its index (1…64), its values joined by commas · with Vary fields: NUL NUL "v", then for
     /// each: NUL, name, ":", values. GET and HEAD share the key (HEAD is answered from GET's representation).
-    public func keyDigest(_ req: RequestHead, vary: [[UInt8]] = [], path: [UInt8]? = nil, hasher: SHA1Hasher) -> Digest20 {
+    public func keyDigest(
+        _ req: RequestHead, vary: [[UInt8]] = [], path: [UInt8]? = nil, hasher: SHA1Hasher
+    ) -> Digest20 {
         let b = req.head.bytes
         hasher.update(keyPrefix)
         if let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
@@ -149,7 +151,9 @@ public final class CacheKeyBuilder: Sendable {
         for scheme in ["http://", "https://"] where s.lowercased().hasPrefix(scheme) {
             let rest = s.dropFirst(scheme.count)
             let authEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-            guard rest[..<authEnd].lowercased() == String(decoding: host, as: UTF8.self).lowercased() else { return nil }
+            guard rest[..<authEnd].lowercased() == String(decoding: host, as: UTF8.self).lowercased() else {
+                return nil
+            }
             let path = String(rest[authEnd...])
             return Array((path.isEmpty ? "/" : path).utf8)
         }

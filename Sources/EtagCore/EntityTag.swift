@@ -61,7 +61,9 @@ public struct EntityTagList: Sendable, Equatable {
     public var tags: [EntityTag] {
         if isAny { return [] }
         var all: [EntityTag] = []
-        _ = firstElement { if case .tag(let t) = $0 { all.append(t) }; return false }
+        _ = firstElement {
+            if case .tag(let t) = $0 { all.append(t) }; return false
+        }
         return all
     }
 

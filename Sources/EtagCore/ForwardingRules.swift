@@ -111,7 +111,9 @@ public final class ForwardingRules: Sendable {
                     continue
                 }
                 if Self.namedBy(req.connectionOptions, b, f.name) { continue }
-                if dropTagConditions || dropDateConditions, Self.isConditional(b, f.name, tags: dropTagConditions, dates: dropDateConditions) {
+                if dropTagConditions || dropDateConditions,
+                    Self.isConditional(b, f.name, tags: dropTagConditions, dates: dropDateConditions)
+                {
                     continue
                 }
                 w.field(from: block, f)
@@ -139,7 +141,9 @@ public final class ForwardingRules: Sendable {
 
     /// X-Forwarded-For (earlier hops, then this client, one combined field), X-Forwarded-Proto,
     /// X-Forwarded-Host, Via, and the empty line that ends the head.
-    private func appendForwarded(_ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>]) {
+    private func appendForwarded(
+        _ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>]
+    ) {
         let block = req.head
         w.append("X-Forwarded-For: ")
         for r in earlierHops {
@@ -184,7 +188,9 @@ public final class ForwardingRules: Sendable {
                 switch n.count {
                 case 6: selects = b.equalsLowercasePublic(n, "accept") || b.equalsLowercasePublic(n, "cookie")
                 case 13: selects = b.equalsLowercasePublic(n, "authorization")
-                case 15: selects = b.equalsLowercasePublic(n, "accept-encoding") || b.equalsLowercasePublic(n, "accept-language")
+                case 15:
+                    selects =
+                        b.equalsLowercasePublic(n, "accept-encoding") || b.equalsLowercasePublic(n, "accept-language")
                 default: selects = false
                 }
                 if selects { w.field(from: block, f) }
@@ -318,8 +324,9 @@ public final class ForwardingRules: Sendable {
         etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
     ) -> [UInt8] {
         var w = ByteWriter(capacity: 256 + fields.count)
-        notModifiedHead(into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
-                        clientIsHTTP11: clientIsHTTP11)
+        notModifiedHead(
+            into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
+            clientIsHTTP11: clientIsHTTP11)
         return w.bytes
     }
 
@@ -348,7 +355,8 @@ public final class ForwardingRules: Sendable {
         resp.head.bytes.withUnsafeBytes { b in
             for f in resp.head.fields
             where (f.name.count == 8 && b.equalsLowercasePublic(f.name, "location"))
-                || (f.name.count == 16 && b.equalsLowercasePublic(f.name, "content-location")) {
+                || (f.name.count == 16 && b.equalsLowercasePublic(f.name, "content-location"))
+            {
                 out.append(Array(resp.head.bytes[f.value]))
             }
         }

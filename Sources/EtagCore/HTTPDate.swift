@@ -18,7 +18,8 @@ public enum HTTPDate {
         let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let s = "\(names[weekday]), \(two(day)) \(months[month - 1]) \(year) "
+        let s =
+            "\(names[weekday]), \(two(day)) \(months[month - 1]) \(year) "
             + "\(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) GMT"
         return Array(s.utf8)
     }

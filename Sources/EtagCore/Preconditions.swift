@@ -9,8 +9,10 @@ public struct Conditions: Sendable, Equatable {
     public var hasIfModifiedSince: Bool
     public var hasIfUnmodifiedSince: Bool
 
-    public init(ifMatch: EntityTagList? = nil, ifNoneMatch: EntityTagList? = nil,
-                hasIfModifiedSince: Bool = false, hasIfUnmodifiedSince: Bool = false) {
+    public init(
+        ifMatch: EntityTagList? = nil, ifNoneMatch: EntityTagList? = nil,
+        hasIfModifiedSince: Bool = false, hasIfUnmodifiedSince: Bool = false
+    ) {
         self.ifMatch = ifMatch
         self.ifNoneMatch = ifNoneMatch
         self.hasIfModifiedSince = hasIfModifiedSince
@@ -40,8 +42,9 @@ public struct Conditions: Sendable, Equatable {
                 }
             }
         }
-        self.init(ifMatch: im.list(head.bytes), ifNoneMatch: inm.list(head.bytes),
-                  hasIfModifiedSince: ims, hasIfUnmodifiedSince: ius)
+        self.init(
+            ifMatch: im.list(head.bytes), ifNoneMatch: inm.list(head.bytes),
+            hasIfModifiedSince: ims, hasIfUnmodifiedSince: ius)
     }
 
     /// The field lines of one list-valued field: parsed in place when there is one line (the usual case),
@@ -86,7 +89,9 @@ public enum PreconditionOutcome: Sendable, Equatable {
 ///   - current: the selected representation's current tag, nil when none exists.
 /// - Returns: what to answer. Callers apply §13.2.1 themselves: preconditions are evaluated only when the
 ///   response without them would be 2xx or 412.
-public func evaluatePreconditions(method: HTTPMethod, _ conditions: Conditions, current: EntityTag?)
+public func evaluatePreconditions(
+    method: HTTPMethod, _ conditions: Conditions, current: EntityTag?
+)
     -> PreconditionOutcome
 {
     // Step 1: If-Match; false → 412.

@@ -34,7 +34,8 @@ public struct BodyDecoder: Sendable {
     }
 
     /// Next event from `buf[offset...]` and the offset to continue from.
-    public mutating func next(_ buf: UnsafeRawBufferPointer, at offset: Int) throws(HTTPParseError) -> (BodyEvent, Int) {
+    public mutating func next(_ buf: UnsafeRawBufferPointer, at offset: Int) throws(HTTPParseError) -> (BodyEvent, Int)
+    {
         switch mode {
         case .done:
             return (.end, offset)

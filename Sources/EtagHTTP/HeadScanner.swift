@@ -26,7 +26,9 @@ enum HeadScanner {
 
     /// Index of the LF ending the line that starts at `i` (before `end`); throws on a bare CR.
     @inline(__always)
-    static func lineEnd(_ buf: UnsafeRawBufferPointer, _ i: Int, _ end: Int) throws(HTTPParseError) -> (
+    static func lineEnd(
+        _ buf: UnsafeRawBufferPointer, _ i: Int, _ end: Int
+    ) throws(HTTPParseError) -> (
         contentEnd: Int, next: Int
     ) {
         var j = i
@@ -61,7 +63,9 @@ enum HeadScanner {
             guard j < end else { throw .bad("malformed header field") }
             if buf[j] != UInt8(ascii: ":") {
                 // RFC 9112 §5.1: no whitespace is allowed between the field name and the colon.
-                if buf[j] == 0x20 || buf[j] == 0x09 { throw .bad("whitespace between a header field name and the colon") }
+                if buf[j] == 0x20 || buf[j] == 0x09 {
+                    throw .bad("whitespace between a header field name and the colon")
+                }
                 throw .bad("invalid character in a header field name")
             }
             guard j > i else { throw .bad("empty header field name") }

@@ -21,7 +21,9 @@ public enum RequestParser {
         var start = 0
         while start < buf.count, start < 8, buf[start] == 0x0D || buf[start] == 0x0A { start += 1 }
         guard let end = HeadScanner.findEnd(buf, start: start, from: max(scanFrom, start)) else {
-            if buf.count - start > limits.maxHeadSize { throw HTTPParseError(431, "request head larger than the limit") }
+            if buf.count - start > limits.maxHeadSize {
+                throw HTTPParseError(431, "request head larger than the limit")
+            }
             return .incomplete(scanned: max(start, buf.count - 3))
         }
         if end - start > limits.maxHeadSize { throw HTTPParseError(431, "request head larger than the limit") }
@@ -82,7 +84,8 @@ public enum RequestParser {
             case 17 where b.equalsLowercase(nm, "transfer-encoding"):
                 teElements += HeadScanner.listElements(b, f.value)
             case 10 where b.equalsLowercase(nm, "connection"):
-                HeadScanner.connectionTokens(b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
+                HeadScanner.connectionTokens(
+                    b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
             case 6 where b.equalsLowercase(nm, "expect"):
                 // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
                 if b.equalsLowercase(f.value, "100-continue") {

@@ -40,7 +40,9 @@ public enum ResponseParser {
         storage: inout FieldBlock
     ) throws(HTTPParseError) -> HeadParseResult<ResponseHead> {
         guard let end = HeadScanner.findEnd(buf, start: 0, from: scanFrom) else {
-            if buf.count > limits.maxHeadSize { throw HTTPParseError(502, "upstream response head larger than the limit") }
+            if buf.count > limits.maxHeadSize {
+                throw HTTPParseError(502, "upstream response head larger than the limit")
+            }
             return .incomplete(scanned: max(0, buf.count - 3))
         }
         if end > limits.maxHeadSize { throw HTTPParseError(502, "upstream response head larger than the limit") }
@@ -91,7 +93,8 @@ public enum ResponseParser {
             case 17 where b.equalsLowercase(nm, "transfer-encoding"):
                 teElements += HeadScanner.listElements(b, f.value)
             case 10 where b.equalsLowercase(nm, "connection"):
-                HeadScanner.connectionTokens(b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
+                HeadScanner.connectionTokens(
+                    b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
             default:
                 break
             }

@@ -20,10 +20,13 @@ final class DemoServer: @unchecked Sendable {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { throw DemoError("not an IPv4 address: \(host)") }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0, listen(fd, 128) == 0 else { throw DemoError("cannot listen on \(host):\(port): errno \(errno)") }
-        FileHandle.standardError.write("etag-demo-api: persons API on http://\(host):\(port)/persons\n".data(using: .utf8)!)
+        FileHandle.standardError.write(
+            "etag-demo-api: persons API on http://\(host):\(port)/persons\n".data(using: .utf8)!)
         while true {
             let c = accept(fd, nil, nil)
             if c < 0 { continue }
@@ -46,7 +49,9 @@ final class DemoServer: @unchecked Sendable {
             var parsed: (RequestHead, Int)?
             while parsed == nil {
                 let result = buffer.withUnsafeBytes { b -> Result<HeadParseResult<RequestHead>, HTTPParseError> in
-                    do throws(HTTPParseError) { return .success(try RequestParser.parse(b, limits: limits)) } catch { return .failure(error) }
+                    do throws(HTTPParseError) { return .success(try RequestParser.parse(b, limits: limits)) } catch {
+                        return .failure(error)
+                    }
                 }
                 switch result {
                 case .failure(let e):
@@ -86,14 +91,17 @@ final class DemoServer: @unchecked Sendable {
             }
             let path = head.head.string(head.pathRange)
             let answer = store.handle(method: head.methodString, path: path, body: body)
-            send(fd, status: answer.status, body: head.method == .head ? Data() : answer.body,
-                 length: answer.body.count, headers: answer.headers, close: !head.keepAlive)
+            send(
+                fd, status: answer.status, body: head.method == .head ? Data() : answer.body,
+                length: answer.body.count, headers: answer.headers, close: !head.keepAlive)
             if !head.keepAlive { return }
         }
     }
 
-    private func send(_ fd: Int32, status: Int, body: Data, length: Int? = nil, headers: [(String, String)] = [],
-                      close: Bool) {
+    private func send(
+        _ fd: Int32, status: Int, body: Data, length: Int? = nil, headers: [(String, String)] = [],
+        close: Bool
+    ) {
         var head = "HTTP/1.1 \(status) \(ReasonPhrase.of(status))\r\n"
         for (n, v) in headers { head += "\(n): \(v)\r\n" }
         if status != 204 { head += "Content-Length: \(length ?? body.count)\r\n" }

@@ -6,7 +6,8 @@ import Glibc
 /// `etag-demo-api [--listen 127.0.0.1:9000]`: the bundled legacy persons API (no ETags) for the quick start.
 struct DemoAPICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "etag-demo-api", abstract: "A small in-memory persons API without ETags, to put etag-proxy in front of.")
+        commandName: "etag-demo-api",
+        abstract: "A small in-memory persons API without ETags, to put etag-proxy in front of.")
 
     @Option(name: .long, help: "HOST:PORT to listen on (IPv4).")
     var listen = "127.0.0.1:9000"

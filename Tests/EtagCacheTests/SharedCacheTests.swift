@@ -15,8 +15,9 @@ struct SharedCacheTests {
         let a = try SharedCache(name: name, size: 1 << 20)
         #expect(a.created)
         let now = SharedCache.now
-        let e = CacheEntry(etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000,
-                           fieldsDigest: 0x1234_5678_9abc_def1)
+        let e = CacheEntry(
+            etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000,
+            fieldsDigest: 0x1234_5678_9abc_def1)
         #expect(a.store(key: digest("k"), entry: e) == false)
         let b = try SharedCache(name: name, size: 1 << 20)
         #expect(!b.created, "a second open finds the region")
@@ -30,7 +31,9 @@ struct SharedCacheTests {
         let c = try SharedCache(name: name, size: 1 << 20)
         let now = SharedCache.now
         for i in 0..<20 {
-            c.store(key: digest("k"), entry: CacheEntry(etag: digest("v\(i)"), generation: 0, storedNs: now, expiresNs: now + 1))
+            c.store(
+                key: digest("k"),
+                entry: CacheEntry(etag: digest("v\(i)"), generation: 0, storedNs: now, expiresNs: now + 1))
         }
         #expect(c.lookup(key: digest("k"))?.etag == digest("v19"))
     }
@@ -42,7 +45,9 @@ struct SharedCacheTests {
         let now = SharedCache.now
         var evictions = 0
         for i in 0..<(c.slotCount * 2) {
-            let r = c.store(key: digest("key\(i)"), entry: CacheEntry(etag: digest("\(i)"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000))
+            let r = c.store(
+                key: digest("key\(i)"),
+                entry: CacheEntry(etag: digest("\(i)"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000))
             if r == true { evictions += 1 }
         }
         #expect(evictions >= c.slotCount / 2)
@@ -53,7 +58,9 @@ struct SharedCacheTests {
         let name = Self.uniqueName()
         defer { SharedCache.unlink(name: name) }
         let c = try SharedCache(name: name, size: 1 << 20)
-        let e = CacheEntry(etag: digest("x"), mustRevalidate: true, varyNames: "x-tenant,x-region", generation: 3, storedNs: 1, expiresNs: 2)
+        let e = CacheEntry(
+            etag: digest("x"), mustRevalidate: true, varyNames: "x-tenant,x-region", generation: 3, storedNs: 1,
+            expiresNs: 2)
         c.store(key: digest("m"), entry: e)
         #expect(c.lookup(key: digest("m")) == e)
     }
@@ -127,7 +134,10 @@ struct SharedCacheTests {
                 while DispatchTime.now() < stop {
                     // The generation always equals the tag index: a torn read would mix them.
                     let t = (i + w) % 4
-                    c.store(key: key, entry: CacheEntry(etag: tags[t], generation: UInt32(t), storedNs: UInt64(t), expiresNs: UInt64(t)))
+                    c.store(
+                        key: key,
+                        entry: CacheEntry(
+                            etag: tags[t], generation: UInt32(t), storedNs: UInt64(t), expiresNs: UInt64(t)))
                     i += 1
                 }
             }

@@ -24,7 +24,9 @@ struct ConfigKeyTableTests {
         let actual = try readmeRows()
         let missing = expected.filter { !actual.contains($0) }
         let extra = actual.filter { !expected.contains($0) }
-        #expect(missing.isEmpty && extra.isEmpty, "README rows to write:\n\(missing.joined(separator: "\n"))\nto remove:\n\(extra.joined(separator: "\n"))")
+        #expect(
+            missing.isEmpty && extra.isEmpty,
+            "README rows to write:\n\(missing.joined(separator: "\n"))\nto remove:\n\(extra.joined(separator: "\n"))")
         #expect(actual == expected, "the README lists the keys in another order than ConfigKeys.all")
     }
 
@@ -39,11 +41,12 @@ struct ConfigKeyTableTests {
 
     @Test func aValueRendersAsWhatLoadsIt() throws {
         var c = ProxyConfig()
-        try ConfigLoader.apply(yaml: """
-            timeouts: {upstream: 250ms, keepalive: 2m}
-            limits: {buffer_size: 65536, max_body_size: 1000}
-            concurrency: {methods: [post, PUT]}
-            """, source: "test.yaml", to: &c)
+        try ConfigLoader.apply(
+            yaml: """
+                timeouts: {upstream: 250ms, keepalive: 2m}
+                limits: {buffer_size: 65536, max_body_size: 1000}
+                concurrency: {methods: [post, PUT]}
+                """, source: "test.yaml", to: &c)
         func shown(_ path: String) -> String? { ConfigKeys.all.first { $0.path == path }?.render(c) }
         #expect(shown("timeouts.upstream") == "250ms")
         #expect(shown("timeouts.keepalive") == "120s")

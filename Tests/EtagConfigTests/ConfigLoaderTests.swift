@@ -33,7 +33,8 @@ struct ConfigLoaderTests {
     }
 
     @Test func keysAreRead() throws {
-        let c = try load("""
+        let c = try load(
+            """
             listen: 0.0.0.0:8081
             upstream: http://api:9001/base
             workers: 3
@@ -69,7 +70,10 @@ struct ConfigLoaderTests {
         #expect(try load("etag:\n  upstream: KEEP\nconcurrency:\n  etag_after_write: body\n").etag.upstream == .keep)
         let many = (1...65).map { "x-\($0)" }.joined(separator: ", ")
         #expect(error("cache:\n  key_headers: [\(many)]\n")?.key == "cache.key_headers")
-        #expect(try load("cache:\n  key_headers: [authorization, x-tenant]\n").cache.keyHeaders == ["authorization", "x-tenant"])
+        #expect(
+            try load("cache:\n  key_headers: [authorization, x-tenant]\n").cache.keyHeaders == [
+                "authorization", "x-tenant",
+            ])
     }
 
     @Test func unknownKeysAreErrors() throws {
@@ -85,7 +89,8 @@ struct ConfigLoaderTests {
     }
 
     @Test func environmentOverridesTheFile() throws {
-        let c = try load("timeouts:\n  upstream: 5s\n", env: ["ETAG_PROXY_TIMEOUTS_UPSTREAM": "7s", "ETAG_PROXY_WORKERS": "2"])
+        let c = try load(
+            "timeouts:\n  upstream: 5s\n", env: ["ETAG_PROXY_TIMEOUTS_UPSTREAM": "7s", "ETAG_PROXY_WORKERS": "2"])
         #expect(c.timeouts.upstream == 7000)
         #expect(c.workers == 2)
         #expect(throws: ConfigError.self) { try load("", env: ["ETAG_PROXY_CACHE_TTL": "soon"]) }
@@ -99,7 +104,9 @@ struct ConfigLoaderTests {
     }
 
     @Test func everyKeyHasAnEnvironmentName() {
-        #expect(ConfigKeys.all.first { $0.path == "limits.max_body_size" }?.environmentName == "ETAG_PROXY_LIMITS_MAX_BODY_SIZE")
+        #expect(
+            ConfigKeys.all.first { $0.path == "limits.max_body_size" }?.environmentName
+                == "ETAG_PROXY_LIMITS_MAX_BODY_SIZE")
         #expect(Set(ConfigKeys.all.map(\.path)).count == ConfigKeys.all.count)
     }
 

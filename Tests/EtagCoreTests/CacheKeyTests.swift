@@ -10,7 +10,9 @@ struct CacheKeyTests {
     func request(_ s: String) throws -> RequestHead {
         let raw = Array(s.utf8)
         return try raw.withUnsafeBytes { b -> RequestHead in
-            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else {
+                throw HTTPParseError(0, "")
+            }
             return h
         }
     }
@@ -19,7 +21,8 @@ struct CacheKeyTests {
         let a = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n\r\n")
         let b = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer b\r\n\r\n")
         let head = try request("HEAD /p?q=1 HTTP/1.1\r\nHost: H\r\nauthorization: Bearer a\r\n\r\n")
-        let gz = try request("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nAccept-Encoding: gzip\r\n\r\n")
+        let gz = try request(
+            "GET /p?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nAccept-Encoding: gzip\r\n\r\n")
         let other = try request("GET /p?q=2 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n\r\n")
         let ka = builder.keyDigest(a, hasher: hasher)
         #expect(ka != builder.keyDigest(b, hasher: hasher))
@@ -27,7 +30,8 @@ struct CacheKeyTests {
         #expect(ka != builder.keyDigest(gz, hasher: hasher))
         #expect(ka != builder.keyDigest(other, hasher: hasher))
         #expect(builder.uriDigest(a) == builder.uriDigest(other), "the URI digest ignores the query")
-        let otherOrigin = CacheKeyBuilder(origin: "http://127.0.0.1:9001", keyHeaders: ["authorization", "accept-encoding"])
+        let otherOrigin = CacheKeyBuilder(
+            origin: "http://127.0.0.1:9001", keyHeaders: ["authorization", "accept-encoding"])
         #expect(otherOrigin.keyDigest(a, hasher: hasher) != ka, "a changed upstream never reuses entries")
         #expect(builder.keyDigest(a, vary: [Array("x-tenant".utf8)], hasher: hasher) != ka)
     }
@@ -35,12 +39,14 @@ struct CacheKeyTests {
     /// The key material must not let one request's fields pose as another's (the key separates users).
     @Test func keyFieldsCannotBeConfused() throws {
         func key(_ fields: String, target: String = "/p", vary: [String] = []) throws -> Digest20 {
-            builder.keyDigest(try request("GET \(target) HTTP/1.1\r\nHost: h\r\n\(fields)\r\n"),
-                              vary: vary.map { Array($0.utf8) }, hasher: hasher)
+            builder.keyDigest(
+                try request("GET \(target) HTTP/1.1\r\nHost: h\r\n\(fields)\r\n"),
+                vary: vary.map { Array($0.utf8) }, hasher: hasher)
         }
         let none = try key("")
         #expect(try key("Authorization: \r\n") != none, "an empty credential is not an absent one")
-        #expect(try key("Authorization: gzip\r\n") != key("Accept-Encoding: gzip\r\n"), "which field holds a value counts")
+        #expect(
+            try key("Authorization: gzip\r\n") != key("Accept-Encoding: gzip\r\n"), "which field holds a value counts")
         #expect(try key("Authorization: a\r\nAccept-Encoding: b\r\n") != key("Authorization: a,b\r\n"))
         #expect(try key("Authorization: a\r\nAuthorization: b\r\n") == key("Authorization: a,b\r\n"), "RFC 9110 §5.3")
         #expect(try key("AUTHORIZATION: a\r\n") == key("authorization: a\r\n"), "field names ignore case")
@@ -67,7 +73,8 @@ struct CacheKeyTests {
     func directives(_ fields: String) throws -> ResponseCacheDirectives {
         let raw = Array("HTTP/1.1 200 OK\r\n\(fields)\r\n".utf8)
         let head = try raw.withUnsafeBytes { b -> ResponseHead in
-            guard case .complete(let h, _) = try ResponseParser.parse(b, requestMethod: .get, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            guard case .complete(let h, _) = try ResponseParser.parse(b, requestMethod: .get, limits: HTTPLimits())
+            else { throw HTTPParseError(0, "") }
             return h
         }
         return ResponseCacheDirectives(head.head)
@@ -114,6 +121,8 @@ struct CacheKeyTests {
         #expect(String(decoding: hasher.finish().hex, as: UTF8.self) == "34aa973cd4c4daa4f61eeb2bdbad27316534016f")
         hasher.update("ab")
         hasher.reset()  // a reset drops staged bytes too
-        #expect(String(decoding: hasher.hash(Array("abc".utf8)).hex, as: UTF8.self) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(
+            String(decoding: hasher.hash(Array("abc".utf8)).hex, as: UTF8.self)
+                == "a9993e364706816aba3e25717850c26c9cd0d89d")
     }
 }

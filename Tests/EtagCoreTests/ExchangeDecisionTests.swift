@@ -29,25 +29,33 @@ struct ExchangeDecisionTests {
             .init(status: 200, framing: .length(100), asker: .read(conditions: false), expected: .hold(digest: true)),
             .init(status: 200, framing: .untilClose, asker: .read(conditions: false), expected: .hold(digest: true)),
             // etag.upstream: keep with the upstream's own tag: streamed, unless a condition is checked here.
-            .init(status: 200, framing: .length(5), asker: .read(conditions: false), mode: .keep, theirs: true,
-                  expected: .stream),
-            .init(status: 200, framing: .length(5), asker: .read(conditions: true), mode: .keep, theirs: true,
-                  expected: .hold(digest: false)),
-            .init(status: 200, framing: .length(5), asker: .read(conditions: false), mode: .keep, theirs: false,
-                  expected: .hold(digest: true)),
+            .init(
+                status: 200, framing: .length(5), asker: .read(conditions: false), mode: .keep, theirs: true,
+                expected: .stream),
+            .init(
+                status: 200, framing: .length(5), asker: .read(conditions: true), mode: .keep, theirs: true,
+                expected: .hold(digest: false)),
+            .init(
+                status: 200, framing: .length(5), asker: .read(conditions: false), mode: .keep, theirs: false,
+                expected: .hold(digest: true)),
             // Writes waiting for their re-fetch are held without a digest (the re-fetch gives the tag).
             .init(status: 200, framing: .length(5), asker: .write(refetchWaits: true), expected: .hold(digest: false)),
             .init(status: 204, framing: .none, asker: .write(refetchWaits: true), expected: .hold(digest: false)),
             // etag_after_write: body tags a 200/201 with a body; nothing for 204 or errors.
-            .init(status: 201, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .body,
-                  expected: .hold(digest: true)),
-            .init(status: 204, framing: .none, asker: .write(refetchWaits: false), afterWrite: .body, expected: .stream),
-            .init(status: 200, framing: .length(0), asker: .write(refetchWaits: false), afterWrite: .body,
-                  expected: .stream),
-            .init(status: 500, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .body,
-                  expected: .stream),
-            .init(status: 200, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .none,
-                  expected: .stream),
+            .init(
+                status: 201, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .body,
+                expected: .hold(digest: true)),
+            .init(
+                status: 204, framing: .none, asker: .write(refetchWaits: false), afterWrite: .body, expected: .stream),
+            .init(
+                status: 200, framing: .length(0), asker: .write(refetchWaits: false), afterWrite: .body,
+                expected: .stream),
+            .init(
+                status: 500, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .body,
+                expected: .stream),
+            .init(
+                status: 200, framing: .length(5), asker: .write(refetchWaits: false), afterWrite: .none,
+                expected: .stream),
             // A POST's 201 without a Location under refetch: its own body is tagged.
             .init(status: 201, framing: .length(5), asker: .write(refetchWaits: false), expected: .hold(digest: true)),
         ]
@@ -62,11 +70,15 @@ struct ExchangeDecisionTests {
     let tag = Array("\"abc\"".utf8)
 
     @Test func writeCheckAfterThePrefetch() {
-        func check(_ ifMatch: String?, ifNoneMatch: String? = nil, status: Int, tooLarge: Bool = false,
-                   method: HTTPMethod = .put) -> WriteCheck {
-            let c = Conditions(ifMatch: ifMatch.map(EntityTagList.parse), ifNoneMatch: ifNoneMatch.map(EntityTagList.parse))
-            return WriteCheck.decide(method: method, conditions: c, status: status, tooLarge: tooLarge,
-                                     currentTag: (200..<300).contains(status) ? tag : nil)
+        func check(
+            _ ifMatch: String?, ifNoneMatch: String? = nil, status: Int, tooLarge: Bool = false,
+            method: HTTPMethod = .put
+        ) -> WriteCheck {
+            let c = Conditions(
+                ifMatch: ifMatch.map(EntityTagList.parse), ifNoneMatch: ifNoneMatch.map(EntityTagList.parse))
+            return WriteCheck.decide(
+                method: method, conditions: c, status: status, tooLarge: tooLarge,
+                currentTag: (200..<300).contains(status) ? tag : nil)
         }
         #expect(check("\"abc\"", status: 200) == .send)
         #expect(check("\"x\", \"abc\"", status: 200) == .send)
@@ -112,7 +124,8 @@ struct ExchangeDecisionTests {
         #expect(line(.stale, 200, stored: true) == "Cache-Status: etag-proxy; fwd=stale; fwd-status=200; stored\r\n")
         #expect(line(.varyMiss, 404) == "Cache-Status: etag-proxy; fwd=vary-miss; fwd-status=404\r\n")
         #expect(line(.request, 200) == "Cache-Status: etag-proxy; fwd=request; fwd-status=200\r\n")
-        #expect(line(.miss, 200, stored: true, collapsed: true)
+        #expect(
+            line(.miss, 200, stored: true, collapsed: true)
                 == "Cache-Status: etag-proxy; fwd=miss; fwd-status=200; stored; collapsed\r\n")
         #expect(String(decoding: CacheStatus.hit, as: UTF8.self) == "Cache-Status: etag-proxy; hit\r\n")
     }
@@ -122,6 +135,7 @@ struct ExchangeDecisionTests {
         let theirs = Array("\"v1\"".utf8)
         #expect(RepresentationTag.current(etagMode: .keep, upstreamTag: theirs, digest: { digest }) == theirs)
         #expect(RepresentationTag.current(etagMode: .keep, upstreamTag: nil, digest: { digest }) == digest.quotedETag)
-        #expect(RepresentationTag.current(etagMode: .replace, upstreamTag: theirs, digest: { digest }) == digest.quotedETag)
+        #expect(
+            RepresentationTag.current(etagMode: .replace, upstreamTag: theirs, digest: { digest }) == digest.quotedETag)
     }
 }

@@ -8,12 +8,18 @@ struct PreconditionTests {
 
     @Test func parsingLists() {
         #expect(EntityTagList.parse("*") == .any)
-        #expect(EntityTagList.parse("\"a\", W/\"b\" ,\"c\"") == .tags([
-            EntityTag(opaque: [97]), EntityTag(opaque: [98], weak: true), EntityTag(opaque: [99]),
-        ]))
+        #expect(
+            EntityTagList.parse("\"a\", W/\"b\" ,\"c\"")
+                == .tags([
+                    EntityTag(opaque: [97]), EntityTag(opaque: [98], weak: true), EntityTag(opaque: [99]),
+                ]))
         // Unquoted tags as clients send them.
-        #expect(EntityTagList.parse("42e98b50d35eb07fc6d595d019cc91c7") == .tags([EntityTag(opaque: Array("42e98b50d35eb07fc6d595d019cc91c7".utf8))]))
-        #expect(EntityTagList.parse("W/abc, def") == .tags([EntityTag(opaque: Array("abc".utf8), weak: true), EntityTag(opaque: Array("def".utf8))]))
+        #expect(
+            EntityTagList.parse("42e98b50d35eb07fc6d595d019cc91c7")
+                == .tags([EntityTag(opaque: Array("42e98b50d35eb07fc6d595d019cc91c7".utf8))]))
+        #expect(
+            EntityTagList.parse("W/abc, def")
+                == .tags([EntityTag(opaque: Array("abc".utf8), weak: true), EntityTag(opaque: Array("def".utf8))]))
         #expect(EntityTagList.parse("") == .tags([]))
     }
 
@@ -68,14 +74,19 @@ struct PreconditionTests {
     @Test(arguments: 0..<table.count)
     func evaluationOrder(_ i: Int) {
         let (method, im, inm, exists, expected) = Self.table[i]
-        let c = Conditions(ifMatch: im.map { EntityTagList.parse($0) }, ifNoneMatch: inm.map { EntityTagList.parse($0) })
+        let c = Conditions(
+            ifMatch: im.map { EntityTagList.parse($0) }, ifNoneMatch: inm.map { EntityTagList.parse($0) })
         #expect(evaluatePreconditions(method: method, c, current: exists ? current : nil) == expected, "row \(i)")
     }
 
     @Test func conditionsAreReadFromAllFieldLines() throws {
-        let raw = Array("GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nif-none-match: \"b\"\r\nIf-Modified-Since: x\r\n\r\n".utf8)
+        let raw = Array(
+            "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nif-none-match: \"b\"\r\nIf-Modified-Since: x\r\n\r\n"
+                .utf8)
         let head = try raw.withUnsafeBytes { b -> RequestHead in
-            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else {
+                throw HTTPParseError(0, "")
+            }
             return h
         }
         let c = Conditions(head.head)

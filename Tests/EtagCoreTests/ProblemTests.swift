@@ -7,11 +7,15 @@ struct ProblemTests {
     @Test func bodyHasTheStandardMembers() {
         let p = Problem(status: 502, detail: "the upstream said \"no\"\n")
         let text = String(decoding: p.body, as: UTF8.self)
-        #expect(text == "{\"type\":\"about:blank\",\"title\":\"Bad Gateway\",\"status\":502,\"detail\":\"the upstream said \\\"no\\\"\\n\"}\n")
+        #expect(
+            text
+                == "{\"type\":\"about:blank\",\"title\":\"Bad Gateway\",\"status\":502,\"detail\":\"the upstream said \\\"no\\\"\\n\"}\n"
+        )
     }
 
     @Test func responseCarriesTypeLengthAndClose() {
-        let r = String(decoding: Problem(status: 431, detail: "x").response(close: true, date: Array("D".utf8)), as: UTF8.self)
+        let r = String(
+            decoding: Problem(status: 431, detail: "x").response(close: true, date: Array("D".utf8)), as: UTF8.self)
         #expect(r.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
         #expect(r.contains("Content-Type: application/problem+json\r\n"))
         #expect(r.contains("Connection: close\r\n"))
@@ -20,8 +24,12 @@ struct ProblemTests {
     }
 
     @Test func imfFixdate() {
-        #expect(String(decoding: HTTPDate.format(epochSeconds: 784_111_777), as: UTF8.self) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(
+            String(decoding: HTTPDate.format(epochSeconds: 784_111_777), as: UTF8.self)
+                == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(String(decoding: HTTPDate.format(epochSeconds: 0), as: UTF8.self) == "Thu, 01 Jan 1970 00:00:00 GMT")
-        #expect(String(decoding: HTTPDate.format(epochSeconds: 1_709_210_096), as: UTF8.self) == "Thu, 29 Feb 2024 12:34:56 GMT")
+        #expect(
+            String(decoding: HTTPDate.format(epochSeconds: 1_709_210_096), as: UTF8.self)
+                == "Thu, 29 Feb 2024 12:34:56 GMT")
     }
 }

@@ -41,7 +41,8 @@ func decodeChunked(_ input: String, step: Int = 1000) -> Result<String, HTTPPars
 struct ChunkedDecoderTests {
     @Test(arguments: [1, 2, 3, 7, 1000])
     func decodesInAnyPieces(_ step: Int) {
-        let r = decodeChunked("4\r\nWiki\r\n6;name=\"v\"\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\n", step: step)
+        let r = decodeChunked(
+            "4\r\nWiki\r\n6;name=\"v\"\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\n", step: step)
         #expect(r == .success("Wikipedia in \r\n\r\nchunks."))
     }
 

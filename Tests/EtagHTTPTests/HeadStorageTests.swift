@@ -44,7 +44,9 @@ struct HeadStorageTests {
 
     @Test func anErrorLeavesTheStorageUsable() throws {
         var storage = FieldBlock.empty
-        #expect(throws: HTTPParseError.self) { _ = try parse("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", into: &storage) }
+        #expect(throws: HTTPParseError.self) {
+            _ = try parse("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", into: &storage)
+        }
         let h = try parse("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n", into: &storage)
         #expect(h.head.string(h.pathRange) == "/ok")
     }

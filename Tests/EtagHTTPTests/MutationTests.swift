@@ -33,9 +33,15 @@ struct MutationTests {
         var accepted = 0
         for k in 0..<3000 {
             let raw = Mutation.mutate(Self.requests[k % Self.requests.count], &rng)
-            let (fresh, reused) = raw.withUnsafeBytes { b -> (Result<HeadParseResult<RequestHead>, HTTPParseError>, Result<HeadParseResult<RequestHead>, HTTPParseError>) in
+            let (fresh, reused) = raw.withUnsafeBytes {
+                b -> (
+                    Result<HeadParseResult<RequestHead>, HTTPParseError>,
+                    Result<HeadParseResult<RequestHead>, HTTPParseError>
+                ) in
                 func run(_ s: inout FieldBlock) -> Result<HeadParseResult<RequestHead>, HTTPParseError> {
-                    do throws(HTTPParseError) { return .success(try RequestParser.parse(b, limits: HTTPLimits(), storage: &s)) } catch { return .failure(error) }
+                    do throws(HTTPParseError) {
+                        return .success(try RequestParser.parse(b, limits: HTTPLimits(), storage: &s))
+                    } catch { return .failure(error) }
                 }
                 var own = FieldBlock.empty
                 return (run(&own), run(&storage))
@@ -45,7 +51,9 @@ struct MutationTests {
                 accepted += 1
                 #expect(used == usedB && used <= raw.count)
                 #expect(a.head.bytes == b.head.bytes && a.head.fields == b.head.fields, "reused storage parses alike")
-                #expect(a.pathRange.upperBound <= a.head.bytes.count && a.hostRange.map { $0.upperBound <= a.head.bytes.count } ?? true)
+                #expect(
+                    a.pathRange.upperBound <= a.head.bytes.count
+                        && a.hostRange.map { $0.upperBound <= a.head.bytes.count } ?? true)
                 Self.checkFields(a.head)
                 // A body that follows is framed one way only.
                 if a.framing == .chunked { #expect(a.head.firstValue("content-length") == nil) }
@@ -66,7 +74,10 @@ struct MutationTests {
             let raw = Mutation.mutate(Self.responses[k % Self.responses.count], &rng)
             raw.withUnsafeBytes { b in
                 do throws(HTTPParseError) {
-                    guard case .complete(let h, let used) = try ResponseParser.parse(b, requestMethod: .get, limits: HTTPLimits()) else { return }
+                    guard
+                        case .complete(let h, let used) = try ResponseParser.parse(
+                            b, requestMethod: .get, limits: HTTPLimits())
+                    else { return }
                     Self.checkFields(h.head)
                     var body = BodyDecoder(response: h.framing, maxTrailerSize: 1024)
                     var at = used

@@ -1,10 +1,13 @@
 import Testing
 @testable import EtagHTTP
 
-func parseRequest(_ s: String, limits: HTTPLimits = HTTPLimits()) throws(HTTPParseError) -> HeadParseResult<RequestHead> {
+func parseRequest(_ s: String, limits: HTTPLimits = HTTPLimits()) throws(HTTPParseError) -> HeadParseResult<RequestHead>
+{
     let bytes = Array(s.utf8)
     let r = bytes.withUnsafeBytes { b -> Result<HeadParseResult<RequestHead>, HTTPParseError> in
-        do throws(HTTPParseError) { return .success(try RequestParser.parse(b, limits: limits)) } catch { return .failure(error) }
+        do throws(HTTPParseError) { return .success(try RequestParser.parse(b, limits: limits)) } catch {
+            return .failure(error)
+        }
     }
     return try r.get()
 }
@@ -82,7 +85,8 @@ struct RequestParserTests {
     }
 
     @Test func expectContinue() throws {
-        #expect(try head("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expectContinue)
+        #expect(
+            try head("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expectContinue)
         #expect(status("PUT / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n") == 417)
     }
 
@@ -133,7 +137,9 @@ struct RequestParserTests {
 
     @Test func limits() {
         let small = HTTPLimits(maxHeadSize: 64, maxHeaderCount: 2)
-        #expect(status("GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "a", count: 100))\r\n\r\n", limits: small) == 431)
+        #expect(
+            status("GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "a", count: 100))\r\n\r\n", limits: small)
+                == 431)
         #expect(status("GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "a", count: 100))", limits: small) == 431)
         #expect(status("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", limits: small) == 431)
     }
@@ -164,9 +170,13 @@ struct RequestParserTests {
                 #expect(r == 400, "byte \(bad) at \(at)")
             }
         }
-        let ok = Array("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb ".utf8) + [0x80, 0xC3, 0xA9, 0xFF] + Array("0123456789\r\n\r\n".utf8)
+        let ok =
+            Array("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb ".utf8) + [0x80, 0xC3, 0xA9, 0xFF]
+            + Array("0123456789\r\n\r\n".utf8)
         let h = try ok.withUnsafeBytes { b -> RequestHead in
-            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else { throw HTTPParseError(0, "") }
+            guard case .complete(let h, _) = try RequestParser.parse(b, limits: HTTPLimits()) else {
+                throw HTTPParseError(0, "")
+            }
             return h
         }
         #expect(h.head.firstValue("x").map { h.head.bytes[$0].count } == 18)

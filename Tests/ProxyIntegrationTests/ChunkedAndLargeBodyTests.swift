@@ -14,8 +14,9 @@ struct ChunkedAndLargeBodyTests {
         defer { proxy.stop() }
         let c = try proxy.connect()
         defer { c.close() }
-        c.send("POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n")
+        c.send(
+            "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n")
         let r = try #require(c.response())
         #expect(r.bodyText == "hello world")
         let seen = try #require(up.requests.first)
@@ -26,7 +27,8 @@ struct ChunkedAndLargeBodyTests {
     // Bodies above etag.max_body (here: all) are streamed as they arrive, so the relay framing shows.
     @Test func chunkedResponseIsRelayedChunkedToHTTP11AndCloseDelimitedToHTTP10() throws {
         let up = try TestUpstream { _ in
-            .chunked(status: 200, headers: [("Content-Type", "text/plain")], chunks: [Array("abc".utf8), Array("defg".utf8)])
+            .chunked(
+                status: 200, headers: [("Content-Type", "text/plain")], chunks: [Array("abc".utf8), Array("defg".utf8)])
         }
         let proxy = try ProxyHarness(upstream: up) { $0.etag.maxBody = 0 }
         defer { proxy.stop() }

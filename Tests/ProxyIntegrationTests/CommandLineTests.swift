@@ -13,7 +13,9 @@ struct CommandLineTests {
     @Test func checkConfigAcceptsTheShippedFile() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let r = try runProcess(try proxyBinary(), ["--config", root.appendingPathComponent("config/etag-proxy.yaml").path, "--check-config"])
+        let r = try runProcess(
+            try proxyBinary(),
+            ["--config", root.appendingPathComponent("config/etag-proxy.yaml").path, "--check-config"])
         #expect(r.status == 0)
         #expect(r.err.contains("configuration OK"))
     }

@@ -15,12 +15,14 @@ struct ConcurrentWritersTests {
         let statuses = Shared([Int]())
         DispatchQueue.concurrentPerform(iterations: count) { i in
             let body = "{\"round\":\(round),\"writer\":\(i)}"
-            let raw = "PUT /persons/1 HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let status = (try? RawClient(port: ports[i % ports.count], timeout: 20)).flatMap { c -> Int? in
-                defer { c.close() }
-                c.send(raw)
-                return c.response()?.status
-            } ?? 0
+            let raw =
+                "PUT /persons/1 HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let status =
+                (try? RawClient(port: ports[i % ports.count], timeout: 20)).flatMap { c -> Int? in
+                    defer { c.close() }
+                    c.send(raw)
+                    return c.response()?.status
+                } ?? 0
             statuses.update { $0.append(status) }
         }
         return statuses.get
@@ -36,7 +38,9 @@ struct ConcurrentWritersTests {
 
     func check(_ statuses: [Int], _ round: Int) {
         #expect(statuses.count == 20, "round \(round)")
-        #expect(statuses.filter { (200..<300).contains($0) }.count == 1, "round \(round): exactly one winner, got \(statuses.sorted())")
+        #expect(
+            statuses.filter { (200..<300).contains($0) }.count == 1,
+            "round \(round): exactly one winner, got \(statuses.sorted())")
         #expect(statuses.filter { $0 == 412 }.count == 19, "round \(round)")
     }
 
@@ -71,7 +75,9 @@ struct ConcurrentWritersTests {
     @Test func aKilledOwnersLeaseExpiresAndTheNextWriteProceeds() throws {
         // Writes to /slow hang at the upstream for 5 s, so the first writer still holds the lease when killed.
         let up = try TestUpstream { req in
-            req.method == "PUT" && req.bodyText == "first" ? .delay(5, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("ok".utf8))
+            req.method == "PUT" && req.bodyText == "first"
+                ? .delay(5, .respond(status: 200, headers: [], body: []))
+                : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }
         defer { up.stop() }
         let pair = try ProcessPair(upstreamPort: up.port, workers: 1, extraYAML: "concurrency:\n  lease_ttl: 1s\n")
@@ -107,7 +113,9 @@ struct ConcurrentWritersTests {
         let first = try proxy.connect()
         first.send("PUT /r HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 5\r\n\r\nfirst")
         let deadline = Date().addingTimeInterval(5)
-        while !up.requests.contains(where: { $0.method == "PUT" }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        while !up.requests.contains(where: { $0.method == "PUT" }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
         first.reset()
         let start = Date()
         let second = try proxy.request(
@@ -120,7 +128,9 @@ struct ConcurrentWritersTests {
 
     @Test func getsAreNeverBlockedByAWrite() throws {
         let up = try TestUpstream { req in
-            req.method == "PUT" ? .delay(1.0, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("r".utf8))
+            req.method == "PUT"
+                ? .delay(1.0, .respond(status: 200, headers: [], body: []))
+                : .respond(status: 200, headers: [], body: Array("r".utf8))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
@@ -138,7 +148,8 @@ struct ConcurrentWritersTests {
     @Test func everyQueuedWriterHearsByItsLeaseWaitDeadline() throws {
         let up = try TestUpstream { req in
             req.method == "PUT" && req.bodyText == "first"
-                ? .delay(1.5, .respond(status: 200, headers: [], body: [])) : .respond(status: 200, headers: [], body: Array("ok".utf8))
+                ? .delay(1.5, .respond(status: 200, headers: [], body: []))
+                : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }
         let proxy = try ProxyHarness(upstream: up) {
             $0.workers = 1
@@ -153,7 +164,8 @@ struct ConcurrentWritersTests {
         let waited = Shared([Double]())
         let statuses = Shared([Int]())
         DispatchQueue.concurrentPerform(iterations: 3) { i in
-            let r = try? RawRequest.send(port: proxy.port, "PUT /hang HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n\(i)")
+            let r = try? RawRequest.send(
+                port: proxy.port, "PUT /hang HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n\(i)")
             statuses.update { $0.append(r?.status ?? 0) }
             waited.update { $0.append(Date().timeIntervalSince(start)) }
         }

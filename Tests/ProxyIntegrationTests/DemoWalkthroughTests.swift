@@ -18,13 +18,16 @@ struct DemoWalkthroughTests {
             guard let c = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<c]), line[line.index(after: c)...].trimmingCharacters(in: .whitespaces))
         }
-        return HTTPMessage(startLine: lines.first ?? "", headers: headers, body: Array(parts.dropFirst().joined(separator: "\n\n").utf8))
+        return HTTPMessage(
+            startLine: lines.first ?? "", headers: headers,
+            body: Array(parts.dropFirst().joined(separator: "\n\n").utf8))
     }
 
     @Test func theSeedsWalkthrough() throws {
         let apiPort = try freePort()
         let demo = Process()
-        demo.executableURL = URL(fileURLWithPath: try proxyBinary()).deletingLastPathComponent().appendingPathComponent("etag-demo-api")
+        demo.executableURL = URL(fileURLWithPath: try proxyBinary()).deletingLastPathComponent().appendingPathComponent(
+            "etag-demo-api")
         demo.arguments = ["--listen", "127.0.0.1:\(apiPort)"]
         demo.standardError = FileHandle.nullDevice
         try processLaunchLock.withLock { try demo.run() }
@@ -44,7 +47,8 @@ struct DemoWalkthroughTests {
         let base = "http://127.0.0.1:\(port)"
         let json = ["-H", "Content-Type: application/json"]
 
-        let created = try curl(["-X", "POST", "\(base)/persons"] + json + ["-d", "{\"firstname\":\"Ada\",\"lastname\":\"Lovelace\"}"])
+        let created = try curl(
+            ["-X", "POST", "\(base)/persons"] + json + ["-d", "{\"firstname\":\"Ada\",\"lastname\":\"Lovelace\"}"])
         #expect(created.status == 201)
         let first = try #require(created.header("ETag"))
         #expect(created.header("Location") == "/persons/1")
@@ -58,12 +62,18 @@ struct DemoWalkthroughTests {
         #expect(notModified.status == 304)
         #expect(notModified.header("Cache-Status") == "etag-proxy; hit")
 
-        let updated = try curl(["-X", "PUT", "\(base)/persons/1"] + json + ["-H", "If-Match: \(first)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"King\"}"])
+        let updated = try curl(
+            ["-X", "PUT", "\(base)/persons/1"] + json + [
+                "-H", "If-Match: \(first)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"King\"}",
+            ])
         #expect(updated.status == 200)
         let second = try #require(updated.header("ETag"))
         #expect(second != first)
 
-        let conflict = try curl(["-X", "PUT", "\(base)/persons/1"] + json + ["-H", "If-Match: \(first)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"Byron\"}"])
+        let conflict = try curl(
+            ["-X", "PUT", "\(base)/persons/1"] + json + [
+                "-H", "If-Match: \(first)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"Byron\"}",
+            ])
         #expect(conflict.status == 412)
         #expect(conflict.header("Content-Type") == "application/problem+json")
         #expect(conflict.bodyText.contains("GET it again"))
@@ -72,7 +82,10 @@ struct DemoWalkthroughTests {
         #expect(newest.header("ETag") == second)
         #expect(newest.bodyText.contains("\"lastname\":\"King\""))
 
-        let again = try curl(["-X", "PUT", "\(base)/persons/1"] + json + ["-H", "If-Match: \(second)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"Byron\"}"])
+        let again = try curl(
+            ["-X", "PUT", "\(base)/persons/1"] + json + [
+                "-H", "If-Match: \(second)", "-d", "{\"firstname\":\"Ada\",\"lastname\":\"Byron\"}",
+            ])
         #expect(again.status == 200)
         #expect(again.bodyText.contains("Byron"))
     }

@@ -6,7 +6,9 @@ import TestSupport
 struct ETagTests {
     @Test func etagIsTheQuotedSHA1OfTheBody() throws {
         let body = Array("{\"id\":1,\"name\":\"Ada\"}".utf8)
-        let up = try TestUpstream { _ in .respond(status: 200, headers: [("Content-Type", "application/json")], body: body) }
+        let up = try TestUpstream { _ in
+            .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
+        }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let r = try proxy.request("GET /persons/1 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -30,7 +32,9 @@ struct ETagTests {
     }
 
     @Test func chunkedUpstreamBodiesAreHashedAndSentWithALength() throws {
-        let up = try TestUpstream { _ in .chunked(status: 200, headers: [], chunks: [Array("hello ".utf8), Array("world".utf8)]) }
+        let up = try TestUpstream { _ in
+            .chunked(status: 200, headers: [], chunks: [Array("hello ".utf8), Array("world".utf8)])
+        }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let r = try proxy.request("GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -68,7 +72,9 @@ struct ETagTests {
 
     @Test func writesThatAnswerWithABodyGetATag() throws {
         // etag_after_write: body — the write's own answer is hashed.
-        let up = try TestUpstream { req in .respond(status: req.method == "POST" ? 201 : 200, headers: [], body: req.body) }
+        let up = try TestUpstream { req in
+            .respond(status: req.method == "POST" ? 201 : 200, headers: [], body: req.body)
+        }
         let proxy = try ProxyHarness(upstream: up) { $0.concurrency.etagAfterWrite = .body }
         defer { proxy.stop() }
         let post = try proxy.request("POST /persons HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n{\"a\":1}")
@@ -97,12 +103,15 @@ struct ETagTests {
     }
 
     @Test func upstreamTagsAreReplacedOrKept() throws {
-        let up = try TestUpstream { _ in .respond(status: 200, headers: [("ETag", "\"theirs\"")], body: Array("b".utf8)) }
+        let up = try TestUpstream { _ in .respond(status: 200, headers: [("ETag", "\"theirs\"")], body: Array("b".utf8))
+        }
         let replace = try ProxyHarness(upstream: up)
         let r = try replace.request("GET /t HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(r.all("ETag") == [try expectedETag(Array("b".utf8))])
         replace.stop()
-        let up2 = try TestUpstream { _ in .respond(status: 200, headers: [("ETag", "\"theirs\"")], body: Array("b".utf8)) }
+        let up2 = try TestUpstream { _ in
+            .respond(status: 200, headers: [("ETag", "\"theirs\"")], body: Array("b".utf8))
+        }
         let keep = try ProxyHarness(upstream: up2) { $0.etag.upstream = .keep }
         defer { keep.stop() }
         let k = try keep.request("GET /t HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -116,7 +125,11 @@ struct ETagTests {
         let body = (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let up = try TestUpstream { req in
             req.target == "/chunked"
-                ? .chunked(status: 200, headers: [], chunks: stride(from: 0, to: body.count, by: 50_000).map { Array(body[$0..<min($0 + 50_000, body.count)]) })
+                ? .chunked(
+                    status: 200, headers: [],
+                    chunks: stride(from: 0, to: body.count, by: 50_000).map {
+                        Array(body[$0..<min($0 + 50_000, body.count)])
+                    })
                 : .respond(status: 200, headers: [], body: body)
         }
         let proxy = try ProxyHarness(upstream: up) { $0.etag.maxBody = 100 * 1024 }

@@ -32,10 +32,12 @@ struct ForwardingTests {
 
     @Test func responseHopByHopFieldsAreRemoved() throws {
         let up = try TestUpstream { _ in
-            .respond(status: 201, headers: [
-                ("Connection", "X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "timeout=1"),
-                ("Proxy-Authenticate", "Basic"), ("Trailer", "X-T"), ("Upgrade", "h2c"), ("X-App", "yes"),
-            ], body: Array("created".utf8))
+            .respond(
+                status: 201,
+                headers: [
+                    ("Connection", "X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "timeout=1"),
+                    ("Proxy-Authenticate", "Basic"), ("Trailer", "X-T"), ("Upgrade", "h2c"), ("X-App", "yes"),
+                ], body: Array("created".utf8))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
@@ -52,7 +54,9 @@ struct ForwardingTests {
 
     @Test func headIsFetchedAsGetAndAnsweredWithoutBody() throws {
         let up = try TestUpstream { _ in
-            .respond(status: 200, headers: [("Content-Type", "application/json")], body: [UInt8](repeating: 0x61, count: 1234))
+            .respond(
+                status: 200, headers: [("Content-Type", "application/json")],
+                body: [UInt8](repeating: 0x61, count: 1234))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }

@@ -7,7 +7,10 @@ import TestSupport
 /// §13.2; RFC 6585 §3 for 428).
 @Suite("If-Match on writes: 412 and 428, the write never sent on a mismatch")
 struct IfMatchTests {
-    func setUp(_ initial: [String: String] = ["/persons/1": "{\"name\":\"Ada\"}"], configure: (inout ProxyConfig) -> Void = { _ in })
+    func setUp(
+        _ initial: [String: String] = ["/persons/1": "{\"name\":\"Ada\"}"],
+        configure: (inout ProxyConfig) -> Void = { _ in }
+    )
         throws -> (ProxyHarness, RecordingStore)
     {
         let store = RecordingStore(initial)
@@ -20,9 +23,12 @@ struct IfMatchTests {
         try #require(try proxy.request("GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
     }
 
-    func put(_ proxy: ProxyHarness, _ fields: String, _ body: String = "{\"name\":\"Bob\"}", method: String = "PUT",
-             path: String = "/persons/1") throws -> HTTPMessage {
-        try proxy.request("\(method) \(path) HTTP/1.1\r\nHost: a\r\n\(fields)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    func put(
+        _ proxy: ProxyHarness, _ fields: String, _ body: String = "{\"name\":\"Bob\"}", method: String = "PUT",
+        path: String = "/persons/1"
+    ) throws -> HTTPMessage {
+        try proxy.request(
+            "\(method) \(path) HTTP/1.1\r\nHost: a\r\n\(fields)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
     }
 
     @Test func matchingIfMatchWritesAndAnswersTheNewTag() throws {
@@ -130,34 +136,47 @@ struct IfMatchTests {
         let r = try put(proxy, "If-Match: \(try tag(proxy))\r\n")
         #expect(r.bodyText == "{\"ok\": true}")
         let t = try #require(r.header("ETag"))
-        #expect(t == (try expectedETag(Array("{\"name\":\"Bob\"}".utf8))), "the tag of the representation, not of {\"ok\": true}")
+        #expect(
+            t == (try expectedETag(Array("{\"name\":\"Bob\"}".utf8))),
+            "the tag of the representation, not of {\"ok\": true}")
         #expect(try put(proxy, "If-Match: \(t)\r\n", "{\"name\":\"C\"}").status == 200)
     }
 
     @Test func thePrefetchSeesWhatTheClientSaw() throws {
         let up = try TestUpstream { req in
             req.method == "GET"
-                ? .respond(status: 200, headers: [], body: Array("\(req.target) for \(req.header("Authorization") ?? "-") \(req.header("Accept-Language") ?? "-")".utf8))
+                ? .respond(
+                    status: 200, headers: [],
+                    body: Array(
+                        "\(req.target) for \(req.header("Authorization") ?? "-") \(req.header("Accept-Language") ?? "-")"
+                            .utf8))
                 : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
-        let seen = try #require(try proxy.request("GET /doc?v=2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer u1\r\nAccept-Language: fr\r\n\r\n").header("ETag"))
-        let r = try proxy.request("PUT /doc?v=2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer u1\r\nAccept-Language: fr\r\nIf-Match: \(seen)\r\nContent-Length: 1\r\n\r\nx")
+        let seen = try #require(
+            try proxy.request(
+                "GET /doc?v=2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer u1\r\nAccept-Language: fr\r\n\r\n"
+            ).header("ETag"))
+        let r = try proxy.request(
+            "PUT /doc?v=2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer u1\r\nAccept-Language: fr\r\nIf-Match: \(seen)\r\nContent-Length: 1\r\n\r\nx"
+        )
         #expect(r.status == 200)
         let prefetch = try #require(up.requests.dropFirst().first)
         #expect(prefetch.method == "GET")
         #expect(prefetch.target == "/doc?v=2")
         #expect(prefetch.header("Authorization") == "Bearer u1")
         #expect(prefetch.header("If-Match") == nil)
-        #expect(up.requests.dropFirst(2).first?.header("If-Match") == nil, "the proxy's own tags never reach the upstream")
+        #expect(
+            up.requests.dropFirst(2).first?.header("If-Match") == nil, "the proxy's own tags never reach the upstream")
     }
 
     @Test func aPrefetchAnswered401IsRelayedAndTheWriteNotSent() throws {
         let writes = Shared(0)
         let up = try TestUpstream { req in
             if req.method != "GET" { writes.update { $0 += 1 } }
-            return req.method == "GET" ? .respond(status: 401, headers: [("WWW-Authenticate", "Bearer")], body: Array("who?".utf8))
+            return req.method == "GET"
+                ? .respond(status: 401, headers: [("WWW-Authenticate", "Bearer")], body: Array("who?".utf8))
                 : .respond(status: 200, headers: [], body: [])
         }
         let proxy = try ProxyHarness(upstream: up)
@@ -170,7 +189,9 @@ struct IfMatchTests {
 
     @Test func aFailedWriteLeavesTheCacheAsItWas() throws {
         let up = try TestUpstream { req in
-            req.method == "GET" ? .respond(status: 200, headers: [], body: Array("v".utf8)) : .respond(status: 500, headers: [], body: Array("no".utf8))
+            req.method == "GET"
+                ? .respond(status: 200, headers: [], body: Array("v".utf8))
+                : .respond(status: 500, headers: [], body: Array("no".utf8))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
@@ -202,7 +223,8 @@ struct IfMatchTests {
         let writes = Shared(0)
         let up = try TestUpstream { req in
             if req.method != "GET" { writes.update { $0 += 1 } }
-            return req.method == "GET" ? .delay(0.4, .respond(status: 200, headers: [], body: Array("v".utf8)))
+            return req.method == "GET"
+                ? .delay(0.4, .respond(status: 200, headers: [], body: Array("v".utf8)))
                 : .respond(status: 200, headers: [], body: [])
         }
         let proxy = try ProxyHarness(upstream: up)
@@ -215,7 +237,9 @@ struct IfMatchTests {
         Thread.sleep(forTimeInterval: 0.6)
         #expect(writes.get == 0, "the write was cancelled")
         // The lease was released: the next write to the same resource goes through.
-        #expect(try proxy.request("PUT /leave HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 1\r\n\r\ny").status == 200)
+        #expect(
+            try proxy.request("PUT /leave HTTP/1.1\r\nHost: a\r\nIf-Match: \(tag)\r\nContent-Length: 1\r\n\r\ny").status
+                == 200)
         #expect(writes.get == 1)
     }
 }

@@ -58,8 +58,13 @@ struct IfNoneMatchTests {
         let future = "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
         #expect(try get(proxy, "If-None-Match: \"other\"\r\n" + future).status == 200)
         // A date long past would mean "modified"; the matching tag decides: 304.
-        #expect(try get(proxy, "If-None-Match: \(tag)\r\nIf-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").status == 304)
-        #expect(proxy.upstream.requests.allSatisfy { $0.header("If-Modified-Since") == nil && $0.header("If-None-Match") == nil })
+        #expect(
+            try get(proxy, "If-None-Match: \(tag)\r\nIf-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").status
+                == 304)
+        #expect(
+            proxy.upstream.requests.allSatisfy {
+                $0.header("If-Modified-Since") == nil && $0.header("If-None-Match") == nil
+            })
     }
 
     @Test func headWithMatchingTagGives304() throws {
@@ -69,8 +74,11 @@ struct IfNoneMatchTests {
     }
 
     @Test func notModifiedCarriesTheValidatorFieldsOfThe200() throws {
-        let fields = [("Cache-Control", "max-age=60"), ("Content-Location", "/r.json"), ("Expires", "Fri, 01 Jan 2100 00:00:00 GMT"),
-                      ("Vary", "Accept"), ("Content-Type", "application/json"), ("X-Other", "1")]
+        let fields = [
+            ("Cache-Control", "max-age=60"), ("Content-Location", "/r.json"),
+            ("Expires", "Fri, 01 Jan 2100 00:00:00 GMT"),
+            ("Vary", "Accept"), ("Content-Type", "application/json"), ("X-Other", "1"),
+        ]
         let (proxy, tag) = try setUp(headers: fields)
         defer { proxy.stop() }
         for pass in 0..<2 {  // from the cache, then (after the cache is bypassed by no-cache headers? no: same) again

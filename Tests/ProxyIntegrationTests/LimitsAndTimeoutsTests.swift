@@ -39,7 +39,8 @@ struct LimitsAndTimeoutsTests {
         defer { proxy.stop() }
         let chunk = String(repeating: "y", count: 600)
         let r = try proxy.request(
-            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n0\r\n\r\n")
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n0\r\n\r\n"
+        )
         #expect(r.status == 413)
     }
 

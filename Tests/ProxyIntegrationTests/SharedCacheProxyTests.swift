@@ -55,7 +55,9 @@ struct SharedCacheProxyTests {
 
     @Test(arguments: ["no-store", "no-cache", "private", "max-age=0"])
     func upstreamDirectivesKeepTheUpstreamAsked(_ directive: String) throws {
-        let up = try TestUpstream { _ in .respond(status: 200, headers: [("Cache-Control", directive)], body: Array("d".utf8)) }
+        let up = try TestUpstream { _ in
+            .respond(status: 200, headers: [("Cache-Control", directive)], body: Array("d".utf8))
+        }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let tag = try #require(try proxy.request("GET /d HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
@@ -65,7 +67,9 @@ struct SharedCacheProxyTests {
     }
 
     @Test func maxAgeCapsTheTTL() throws {
-        let up = try TestUpstream { _ in .respond(status: 200, headers: [("Cache-Control", "max-age=1")], body: Array("m".utf8)) }
+        let up = try TestUpstream { _ in
+            .respond(status: 200, headers: [("Cache-Control", "max-age=1")], body: Array("m".utf8))
+        }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let tag = try #require(try proxy.request("GET /m HTTP/1.1\r\nHost: a\r\n\r\n").header("ETag"))
@@ -77,13 +81,16 @@ struct SharedCacheProxyTests {
     }
 
     @Test func twoUsersNeverShareAnEntry() throws {
-        let up = try TestUpstream { req in .respond(status: 200, headers: [], body: Array("for \(req.header("Authorization") ?? "")".utf8)) }
+        let up = try TestUpstream { req in
+            .respond(status: 200, headers: [], body: Array("for \(req.header("Authorization") ?? "")".utf8))
+        }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let alice = try proxy.request("GET /me HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer alice\r\n\r\n")
         let aliceTag = try #require(alice.header("ETag"))
         // Bob presents Alice's tag: his representation differs, so the proxy must not 304 him from her entry.
-        let bob = try proxy.request("GET /me HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer bob\r\nIf-None-Match: \(aliceTag)\r\n\r\n")
+        let bob = try proxy.request(
+            "GET /me HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer bob\r\nIf-None-Match: \(aliceTag)\r\n\r\n")
         #expect(bob.status == 200)
         #expect(bob.bodyText == "for Bearer bob")
         #expect(up.requests.count == 2)
@@ -92,12 +99,16 @@ struct SharedCacheProxyTests {
 
     @Test func varyNamedFieldsJoinTheKey() throws {
         let up = try TestUpstream { req in
-            .respond(status: 200, headers: [("Vary", "X-Tenant")], body: Array("tenant \(req.header("X-Tenant") ?? "-")".utf8))
+            .respond(
+                status: 200, headers: [("Vary", "X-Tenant")],
+                body: Array("tenant \(req.header("X-Tenant") ?? "-")".utf8))
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
         let t1 = try #require(try proxy.request("GET /v HTTP/1.1\r\nHost: a\r\nX-Tenant: 1\r\n\r\n").header("ETag"))
-        #expect(try proxy.request("GET /v HTTP/1.1\r\nHost: a\r\nX-Tenant: 1\r\nIf-None-Match: \(t1)\r\n\r\n").status == 304)
+        #expect(
+            try proxy.request("GET /v HTTP/1.1\r\nHost: a\r\nX-Tenant: 1\r\nIf-None-Match: \(t1)\r\n\r\n").status == 304
+        )
         #expect(up.requests.count == 1)
         let other = try proxy.request("GET /v HTTP/1.1\r\nHost: a\r\nX-Tenant: 2\r\nIf-None-Match: \(t1)\r\n\r\n")
         #expect(other.status == 200)
@@ -123,7 +134,8 @@ struct SharedCacheProxyTests {
         #expect(r.status == 200)
         #expect(r.bodyText == "plain")
         #expect(up.requests.count == 2)
-        let again = try proxy.request("GET /e HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nIf-None-Match: \(gzTag)\r\n\r\n")
+        let again = try proxy.request(
+            "GET /e HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nIf-None-Match: \(gzTag)\r\n\r\n")
         #expect(again.status == 304)
         #expect(again.header("Cache-Status") == "etag-proxy; hit")
     }
@@ -143,7 +155,10 @@ struct SharedCacheProxyTests {
         _ = try proxy.request("PUT /persons/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}")
         let before = up.requests.count
         // /persons/1 itself was re-fetched inside the write (its new tag is stored); the others were invalidated.
-        for (path, expectUpstream) in [("/persons/1", false), ("/persons", true), ("/persons?page=2", true), ("/other", true), ("/unrelated", false)] {
+        for (path, expectUpstream) in [
+            ("/persons/1", false), ("/persons", true), ("/persons?page=2", true), ("/other", true),
+            ("/unrelated", false),
+        ] {
             let n = up.requests.count
             let r = try proxy.request("GET \(path) HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tags[path]!)\r\n\r\n")
             #expect(r.status == 304)
@@ -155,7 +170,9 @@ struct SharedCacheProxyTests {
 
     @Test func aFailedWriteInvalidatesNothing() throws {
         let up = try TestUpstream { req in
-            req.method == "GET" ? .respond(status: 200, headers: [], body: Array("x".utf8)) : .respond(status: 409, headers: [], body: [])
+            req.method == "GET"
+                ? .respond(status: 200, headers: [], body: Array("x".utf8))
+                : .respond(status: 409, headers: [], body: [])
         }
         let proxy = try ProxyHarness(upstream: up)
         defer { proxy.stop() }
@@ -182,7 +199,9 @@ struct SharedCacheProxyTests {
         #expect(viaB.header("Cache-Status") == "etag-proxy; hit")
         #expect(up.requests.count == 1)
         // A write through B invalidates the entry for A.
-        #expect(try RawRequest.send(port: pb, "PUT /shared HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nv2").status == 200)
+        #expect(
+            try RawRequest.send(port: pb, "PUT /shared HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nv2").status
+                == 200)
         let viaA = try RawRequest.send(port: pa, "GET /shared HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tag)\r\n\r\n")
         #expect(viaA.status == 200)
         #expect(viaA.bodyText == "v2")
@@ -193,8 +212,9 @@ struct SharedCacheProxyTests {
     @Test func aProcessThatNeverSawThe304FieldsAsksTheUpstreamOnce() throws {
         let fields = Shared("max-age=60")
         let up = try TestUpstream { _ in
-            .respond(status: 200, headers: [("Cache-Control", fields.get), ("Content-Location", "/f.json")],
-                     body: Array("fields".utf8))
+            .respond(
+                status: 200, headers: [("Cache-Control", fields.get), ("Content-Location", "/f.json")],
+                body: Array("fields".utf8))
         }
         defer { up.stop() }
         let pair = try ProcessPair(upstreamPort: up.port, workers: 1)

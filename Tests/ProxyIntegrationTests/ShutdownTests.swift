@@ -41,7 +41,11 @@ final class Counter: @unchecked Sendable {
     private var value: Int
     init(_ v: Int) { value = v }
     /// Applies `change` and returns the new value.
-    func update(_ change: (inout Int) -> Void) -> Int { lock.withLock { change(&value); return value } }
+    func update(_ change: (inout Int) -> Void) -> Int {
+        lock.withLock {
+            change(&value); return value
+        }
+    }
 }
 
 /// An etag-proxy process started with a config file; stopped by PID.

@@ -33,7 +33,9 @@ struct SingleFlightTests {
     }
 
     @Test func differentUsersAreNotCollapsed() throws {
-        let up = try TestUpstream { req in .delay(0.2, .respond(status: 200, headers: [], body: Array((req.header("Authorization") ?? "").utf8))) }
+        let up = try TestUpstream { req in
+            .delay(0.2, .respond(status: 200, headers: [], body: Array((req.header("Authorization") ?? "").utf8)))
+        }
         let proxy = try ProxyHarness(upstream: up) { $0.workers = 1 }
         defer { proxy.stop() }
         let r = try concurrent(proxy, ["a", "b"].map { "GET /me HTTP/1.1\r\nHost: a\r\nAuthorization: \($0)\r\n\r\n" })
@@ -43,7 +45,10 @@ struct SingleFlightTests {
 
     @Test func aVaryingResponseIsNotShared() throws {
         let up = try TestUpstream { req in
-            .delay(0.2, .respond(status: 200, headers: [("Vary", "X-Tenant")], body: Array((req.header("X-Tenant") ?? "").utf8)))
+            .delay(
+                0.2,
+                .respond(status: 200, headers: [("Vary", "X-Tenant")], body: Array((req.header("X-Tenant") ?? "").utf8))
+            )
         }
         let proxy = try ProxyHarness(upstream: up) { $0.workers = 1 }
         defer { proxy.stop() }
@@ -57,8 +62,11 @@ struct SingleFlightTests {
         let count = Shared(0)
         let up = try TestUpstream { _ in
             var n = 0
-            count.update { n = $0; $0 += 1 }
-            return n == 0 ? .delay(0.2, .respond(status: 503, headers: [], body: Array("busy".utf8)))
+            count.update {
+                n = $0; $0 += 1
+            }
+            return n == 0
+                ? .delay(0.2, .respond(status: 503, headers: [], body: Array("busy".utf8)))
                 : .respond(status: 200, headers: [], body: Array("ok".utf8))
         }
         let proxy = try ProxyHarness(upstream: up) { $0.workers = 1 }

@@ -91,7 +91,9 @@ public func runCurl(_ args: [String], timeout: Double = 20) throws -> (status: I
     try runProcess("/usr/bin/curl", ["-sS", "--max-time", "\(Int(timeout))"] + args)
 }
 
-public func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil)
+public func runProcess(
+    _ path: String, _ args: [String], environment: [String: String]? = nil
+)
     throws -> (status: Int32, out: String, err: String)
 {
     let p = Process()

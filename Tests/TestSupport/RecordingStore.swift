@@ -21,24 +21,32 @@ public final class RecordingStore: @unchecked Sendable {
         return lock.withLock {
             switch req.method {
             case "GET":
-                guard let v = items[path] else { return .respond(status: 404, headers: [], body: Array("{\"error\":\"not found\"}".utf8)) }
+                guard let v = items[path] else {
+                    return .respond(status: 404, headers: [], body: Array("{\"error\":\"not found\"}".utf8))
+                }
                 return .respond(status: 200, headers: [("Content-Type", "application/json")], body: Array(v.utf8))
             case "PUT", "PATCH":
                 writes.append((req.method, req.target, req.bodyText))
                 let created = items[path] == nil
                 items[path] = req.bodyText
                 let answer = writeAnswer ?? req.bodyText
-                return .respond(status: created ? 201 : 200, headers: [("Content-Type", "application/json")], body: Array(answer.utf8))
+                return .respond(
+                    status: created ? 201 : 200, headers: [("Content-Type", "application/json")],
+                    body: Array(answer.utf8))
             case "DELETE":
                 writes.append((req.method, req.target, ""))
-                guard items.removeValue(forKey: path) != nil else { return .respond(status: 404, headers: [], body: []) }
+                guard items.removeValue(forKey: path) != nil else {
+                    return .respond(status: 404, headers: [], body: [])
+                }
                 return .respond(status: 204, headers: [], body: [])
             case "POST":
                 writes.append((req.method, req.target, req.bodyText))
                 let p = "\(path)/\(next)"
                 next += 1
                 items[p] = req.bodyText
-                return .respond(status: 201, headers: [("Location", p), ("Content-Type", "application/json")], body: Array(req.bodyText.utf8))
+                return .respond(
+                    status: 201, headers: [("Location", p), ("Content-Type", "application/json")],
+                    body: Array(req.bodyText.utf8))
             default:
                 return .respond(status: 405, headers: [], body: [])
             }

@@ -31,8 +31,10 @@ public final class TestUpstream: @unchecked Sendable {
     /// without an answer — how a keep-alive connection dies under a proxy that just reused it.
     private let dropRequestNumber: Int?
 
-    public init(dropRequestNumber: Int? = nil,
-                handler: @escaping @Sendable (HTTPMessage) -> Reply = TestUpstream.echo) throws {
+    public init(
+        dropRequestNumber: Int? = nil,
+        handler: @escaping @Sendable (HTTPMessage) -> Reply = TestUpstream.echo
+    ) throws {
         self.dropRequestNumber = dropRequestNumber
         let (fd, port) = try Sockets.listen()
         listenFD = fd
@@ -44,7 +46,8 @@ public final class TestUpstream: @unchecked Sendable {
 
     /// 200 with the request body, or a small JSON naming the method and target when there is none.
     public static let echo: @Sendable (HTTPMessage) -> Reply = { req in
-        let body = req.body.isEmpty ? Array("{\"method\":\"\(req.method)\",\"target\":\"\(req.target)\"}".utf8) : req.body
+        let body =
+            req.body.isEmpty ? Array("{\"method\":\"\(req.method)\",\"target\":\"\(req.target)\"}".utf8) : req.body
         return .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
     }
 
@@ -118,7 +121,9 @@ public final class TestUpstream: @unchecked Sendable {
             var out = Array("HTTP/1.1 \(status) X\r\n".utf8)
             for (n, v) in headers { out += Array("\(n): \(v)\r\n".utf8) }
             out += Array("Transfer-Encoding: chunked\r\n\r\n".utf8)
-            for c in chunks where !c.isEmpty { out += Array(String(c.count, radix: 16).utf8) + [13, 10] + c + [13, 10] }
+            for c in chunks where !c.isEmpty {
+                out += Array(String(c.count, radix: 16).utf8) + [13, 10] + c + [13, 10]
+            }
             out += Array("0\r\n\r\n".utf8)
             return Sockets.sendAll(fd, out)
         }

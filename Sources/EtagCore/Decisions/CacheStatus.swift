@@ -23,7 +23,9 @@ public enum CacheStatus {
 
     /// The line for a forwarded read: why it was forwarded, the upstream's status, whether the tag was stored,
     /// and `collapsed` when the answer was shared from another request's fetch.
-    public static func forwarded(_ reason: ForwardReason, status: Int, stored: Bool, collapsed: Bool = false)
+    public static func forwarded(
+        _ reason: ForwardReason, status: Int, stored: Bool, collapsed: Bool = false
+    )
         -> [UInt8]
     {
         if status == 200 && reason == .miss && !collapsed { return stored ? missStored : missNotStored }

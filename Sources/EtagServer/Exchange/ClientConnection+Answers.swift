@@ -43,9 +43,10 @@ extension ClientConnection {
         case .notModified:
             worker.counters.add(.notModifiedAfterUpstream)
             record.statusSent = 304
-            write(settings.rules.notModifiedHead(
-                etag: r.tag, date: worker.date, fields: ForwardingRules.notModifiedFields(r.head), extra: status,
-                keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11))
+            write(
+                settings.rules.notModifiedHead(
+                    etag: r.tag, date: worker.date, fields: ForwardingRules.notModifiedFields(r.head), extra: status,
+                    keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11))
             endExchange()
         case .preconditionFailed:
             answer412(current: r.tag)
@@ -73,7 +74,8 @@ extension ClientConnection {
     /// GET — nothing a GET would not tell it. `current` nil: there is no current representation.
     func answer412(current: [UInt8]?) {
         let tag = current.map { String(decoding: $0, as: UTF8.self) }
-        let detail = tag == nil
+        let detail =
+            tag == nil
             ? "The resource does not exist (any more): GET the collection again before writing."
             : "The resource has changed since you fetched it: GET it again and retry with its current ETag in If-Match."
         let problem = Problem(status: 412, detail: detail, extensions: [("etag", tag)])
@@ -82,8 +84,10 @@ extension ClientConnection {
         record.keepAliveAfter = record.keepAliveAfter && bodyDone
         var extra: [UInt8] = []
         if let current { extra = Array("ETag: ".utf8) + current + [13, 10] }
-        write(problem.response(close: !record.keepAliveAfter, date: worker.date, headOnly: request?.method == .head,
-                               extraFields: extra))
+        write(
+            problem.response(
+                close: !record.keepAliveAfter, date: worker.date, headOnly: request?.method == .head,
+                extraFields: extra))
         if request?.method == .head { record.bodyBytesSent = 0 }
         endExchange()
     }

@@ -229,8 +229,9 @@ final class ClientConnection: TCPConnection {
             dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions)
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
-        forward(upstreamHead, method: isRead ? .get : head.method,
-                replayable: head.framing == .none && head.method.isIdempotent)
+        forward(
+            upstreamHead, method: isRead ? .get : head.method,
+            replayable: head.framing == .none && head.method.isIdempotent)
     }
 
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)

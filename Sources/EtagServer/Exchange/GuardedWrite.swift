@@ -53,11 +53,13 @@ final class GuardedWrite {
         // RFC 6585 §3: 428 when the origin requires conditional writes and none was sent. A create-only
         // `If-None-Match: *` is a precondition too.
         if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch?.isAny != true {
-            c.fail(428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
-                   keepAlive: c.bodyDone)
+            c.fail(
+                428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
+                keepAlive: c.bodyDone)
             return true
         }
-        let g = GuardedWrite(connection: c, conditions: conditions, leased: true, uri: settings.keyBuilder.uriDigest(head))
+        let g = GuardedWrite(
+            connection: c, conditions: conditions, leased: true, uri: settings.keyBuilder.uriDigest(head))
         c.guarded = g
         if c.bodyDone { g.bodyComplete() }
         return true
@@ -130,8 +132,9 @@ final class GuardedWrite {
         case .relayPrefetch:
             connection.respond(head, body: fetchBody?.bytes ?? [], tag: nil)
         case .tooLarge:
-            connection.fail(502, "the resource is larger than etag.max_body, so If-Match cannot be checked",
-                            keepAlive: true)
+            connection.fail(
+                502, "the resource is larger than etag.max_body, so If-Match cannot be checked",
+                keepAlive: true)
         }
     }
 
@@ -173,8 +176,9 @@ final class GuardedWrite {
             let path = refetchPath ?? Array(req.head.bytes[req.pathRange])
             let uri = keys.uriDigest(host: host, path: path)
             let key = keys.keyDigest(req, path: refetchPath, hasher: worker.keyHasher)
-            _ = ReadCache.store(digest, key: key, generation: worker.cache.generation(uri: uri), response: head,
-                                request: req, worker: worker)
+            _ = ReadCache.store(
+                digest, key: key, generation: worker.cache.generation(uri: uri), response: head,
+                request: req, worker: worker)
         }
         respondToWrite(tag: current.text)
     }
@@ -237,8 +241,9 @@ extension GuardedWrite: UpstreamClientDelegate {
         let keepTheirs = settings.etagMode == .keep && ForwardingRules.upstreamETag(head) != nil
         var expected: Int? = nil
         if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
-        let held = HeldBody(limit: settings.maxHashedBody, expected: expected,
-                            hasher: compared && !keepTheirs ? worker.takeHasher() : nil)
+        let held = HeldBody(
+            limit: settings.maxHashedBody, expected: expected,
+            hasher: compared && !keepTheirs ? worker.takeHasher() : nil)
         fetchBody = held
         return .hold(held)
     }

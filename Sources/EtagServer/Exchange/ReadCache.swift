@@ -77,8 +77,10 @@ enum ReadCache {
 
     /// Stores `digest` as the current tag of `key` unless the upstream forbids it (no-store, private,
     /// Vary: *); honours max-age, no-cache and Vary. Returns whether it was stored.
-    static func store(_ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead,
-                      request req: RequestHead, worker: Worker) -> Bool {
+    static func store(
+        _ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead,
+        request req: RequestHead, worker: Worker
+    ) -> Bool {
         let settings = worker.settings
         let d = ResponseCacheDirectives(response.head)
         // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.

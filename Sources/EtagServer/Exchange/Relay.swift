@@ -96,7 +96,8 @@ extension Relay: UpstreamClientDelegate {
         } else {
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
             refetch = Refetch.after(
-                method: req.method, status: head.status, location: head.head.firstValue("location").map {
+                method: req.method, status: head.status,
+                location: head.head.firstValue("location").map {
                     Array(head.head.bytes[$0])
                 }, host: host, mode: settings.etagAfterWrite)
             asker = .write(refetchWaits: refetch.waits)
@@ -111,8 +112,9 @@ extension Relay: UpstreamClientDelegate {
         case .hold(let digest):
             var expected: Int? = nil
             if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
-            let body = HeldBody(limit: settings.maxHashedBody, expected: expected,
-                                hasher: digest ? worker.takeHasher() : nil)
+            let body = HeldBody(
+                limit: settings.maxHashedBody, expected: expected,
+                hasher: digest ? worker.takeHasher() : nil)
             held = body
             keptTag = digest ? nil : upstreamTag
             return .hold(body)
@@ -160,7 +162,8 @@ extension Relay: UpstreamClientDelegate {
         case .timedOut:
             c.fail(504, "the upstream did not answer within the upstream timeout", keepAlive: true)
         case .closed:
-            let detail = response == nil
+            let detail =
+                response == nil
                 ? "the upstream closed the connection without a response"
                 : "the upstream closed the connection in the middle of the body"
             c.fail(502, detail, keepAlive: true)
@@ -266,8 +269,9 @@ extension Relay {
             tag = digest.quotedETag
             worker.counters.add(.hashed200)
             if let key = c.read?.key, let generation = c.read?.generation, let req = c.request {
-                stored = ReadCache.store(digest, key: key, generation: generation, response: head,
-                                         request: req, worker: worker)
+                stored = ReadCache.store(
+                    digest, key: key, generation: generation, response: head,
+                    request: req, worker: worker)
             }
         }
         let result = TaggedResponse(head: head, body: h.bytes, tag: tag, ours: keptTag == nil, stored: stored)

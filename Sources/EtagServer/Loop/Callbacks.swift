@@ -8,15 +8,19 @@ private func connection(_ h: UnsafeMutableRawPointer?) -> TCPConnection {
     Unmanaged<TCPConnection>.fromOpaque(h!).takeUnretainedValue()
 }
 
-func onAllocCallback(_ handle: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int,
-                     _ buf: UnsafeMutablePointer<uv_buf_t>?) {
+func onAllocCallback(
+    _ handle: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int,
+    _ buf: UnsafeMutablePointer<uv_buf_t>?
+) {
     let c = connection(handle!.pointee.data)
     let space = c.allocate()
     buf!.pointee = uv_buf_t(base: space.baseAddress!.assumingMemoryBound(to: CChar.self), len: space.count)
 }
 
-func onReadCallback(_ stream: UnsafeMutablePointer<uv_stream_t>?, _ nread: Int,
-                    _ buf: UnsafePointer<uv_buf_t>?) {
+func onReadCallback(
+    _ stream: UnsafeMutablePointer<uv_stream_t>?, _ nread: Int,
+    _ buf: UnsafePointer<uv_buf_t>?
+) {
     let c = connection(stream!.pointee.data)
     if c.lingering {
         if nread < 0 { c.close() }

@@ -85,8 +85,13 @@ final class DeferredWrites {
     }
 
     /// Copies the parts into the arena for `c`; false when they should be written at once instead.
-    func hold(_ c: TCPConnection, _ parts: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
-                                            UnsafeRawBufferPointer), total: Int) -> Bool {
+    func hold(
+        _ c: TCPConnection,
+        _ parts: (
+            UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
+            UnsafeRawBufferPointer
+        ), total: Int
+    ) -> Bool {
         let s = state
         guard !s.pointee.flushing, total <= Self.maxHeldWrite, s.pointee.used + total <= Self.arenaSize
         else { return false }
@@ -105,7 +110,8 @@ final class DeferredWrites {
         let n = s.pointee.entries
         // Pipelined answers on one connection usually follow each other: one entry for all of them.
         if n > 0, entries[n - 1].count > 0, entries[n - 1].connection.toOpaque() == me.toOpaque(),
-           entries[n - 1].start + entries[n - 1].count == start {
+            entries[n - 1].start + entries[n - 1].count == start
+        {
             entries[n - 1].count += total
         } else {
             guard n < Self.maxEntries else { return false }

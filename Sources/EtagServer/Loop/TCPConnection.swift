@@ -97,8 +97,10 @@ class TCPConnection {
 
     /// Writes the given buffers in order; what the socket does not take now is copied and queued. A client
     /// connection's small writes are held until the end of the loop iteration (see `DeferredWrites`).
-    final func write(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
-                     _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty) {
+    final func write(
+        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+        _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty
+    ) {
         guard !isClosing else { return }
         let total = a.count + b.count + c.count + d.count
         guard total > 0 else { return }
@@ -115,9 +117,11 @@ class TCPConnection {
 
     /// Hands the buffers to the socket now: `uv_try_write`, then `uv_write` for the tail it did not take.
     /// - Returns: 0, or the libuv error.
-    final func transmit(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
-                        _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty,
-                        total: Int) -> Int32 {
+    final func transmit(
+        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+        _ c: UnsafeRawBufferPointer = .empty, _ d: UnsafeRawBufferPointer = .empty,
+        total: Int
+    ) -> Int32 {
         var written = 0
         if queuedBytes == deferredBytes {  // nothing queued in libuv: try the socket now
             var bufs = (uvBuf(a), uvBuf(b), uvBuf(c), uvBuf(d))

@@ -60,9 +60,11 @@ final class Worker: @unchecked Sendable {
     private var dateBytes: [UInt8] = []
 
     /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
-    init(index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
-         upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters,
-         notModifiedFields: NotModifiedFieldsMemo) throws {
+    init(
+        index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
+        upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters,
+        notModifiedFields: NotModifiedFieldsMemo
+    ) throws {
         self.index = index
         self.notModifiedFields = notModifiedFields
         self.counters = counters

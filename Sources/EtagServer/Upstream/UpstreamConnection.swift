@@ -45,8 +45,10 @@ final class UpstreamConnection: TCPConnection {
     ///   - method: the method sent (decides whether the response has a body, RFC 9112 §6.3).
     ///   - replayable: an idempotent request sent whole, which may be replayed once on a fresh connection
     ///     (RFC 9110 §9.2.2).
-    func begin(_ request: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool,
-               delegate: any UpstreamClientDelegate) {
+    func begin(
+        _ request: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool,
+        delegate: any UpstreamClientDelegate
+    ) {
         self.delegate = delegate
         self.method = method
         self.replayable = replayable && complete ? request : nil
@@ -132,8 +134,10 @@ final class UpstreamConnection: TCPConnection {
         }
     }
 
-    private func send(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
-                      _ c: UnsafeRawBufferPointer = .empty) {
+    private func send(
+        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer = .empty,
+        _ c: UnsafeRawBufferPointer = .empty
+    ) {
         if state == .connected {
             write(a, b, c)
         } else {
@@ -182,7 +186,8 @@ final class UpstreamConnection: TCPConnection {
                         }
                         hasResponse = true
                         responseKeepAlive = head.keepAlive
-                        decoder = BodyDecoder(response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
+                        decoder = BodyDecoder(
+                            response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
                         arm(.response, settings.timeouts.upstream)
                         mode = d.upstreamReceivedHead(head)
                     }
