@@ -22,7 +22,7 @@ struct AccessLog: Sendable {
         var w = ByteWriter(capacity: 256)
         w.append(bytes: c.peerIP.isEmpty ? Array("-".utf8) : c.peerIP)
         w.append(" [")
-        w.append(bytes: c.worker.date)
+        w.append(bytes: c.worker.exchanges.date)
         w.append("] \"")
         if let r = c.request {
             w.append(r.head.bytes, r.methodRange)

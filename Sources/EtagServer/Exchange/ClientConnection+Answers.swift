@@ -20,7 +20,8 @@ extension ClientConnection {
         let keepAlive = record.keepAliveAfter
         writeHead(body: sendBody ? body : []) { w in
             settings.rules.clientResponseHead(
-                into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11, date: worker.date,
+                into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11,
+                date: worker.exchanges.date,
                 dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra)
         }
         endExchange()
@@ -41,11 +42,12 @@ extension ClientConnection {
         }
         switch outcome {
         case .notModified:
-            worker.counters.add(.notModifiedAfterUpstream)
+            worker.exchanges.counters.add(.notModifiedAfterUpstream)
             record.statusSent = 304
             write(
                 settings.rules.notModifiedHead(
-                    etag: r.tag, date: worker.date, fields: ForwardingRules.notModifiedFields(r.head), extra: status,
+                    etag: r.tag, date: worker.exchanges.date, fields: ForwardingRules.notModifiedFields(r.head),
+                    extra: status,
                     keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11))
             endExchange()
         case .preconditionFailed:
@@ -57,13 +59,13 @@ extension ClientConnection {
 
     /// RFC 9110 §15.4.5: 304 from a fresh cache entry, without the upstream.
     func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
-        worker.counters.add(.notModifiedFromCache)
+        worker.exchanges.counters.add(.notModifiedFromCache)
         record.statusSent = 304
         let keepAlive = record.keepAliveAfter
         let http11 = record.clientIsHTTP11
         writeHead { w in
             settings.rules.notModifiedHead(
-                into: &w, etag: quotedTag, date: worker.date, fields: fields,
+                into: &w, etag: quotedTag, date: worker.exchanges.date, fields: fields,
                 extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11)
         }
         endExchange()
@@ -86,7 +88,7 @@ extension ClientConnection {
         if let current { extra = Array("ETag: ".utf8) + current + [13, 10] }
         write(
             problem.response(
-                close: !record.keepAliveAfter, date: worker.date, headOnly: request?.method == .head,
+                close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: request?.method == .head,
                 extraFields: extra))
         if request?.method == .head { record.bodyBytesSent = 0 }
         endExchange()
@@ -113,7 +115,7 @@ extension ClientConnection {
         record.keepAliveAfter = record.keepAliveAfter && keepAlive && bodyDone && request != nil
         let problem = Problem(status: status, detail: detail)
         let headOnly = request?.method == .head
-        write(problem.response(close: !record.keepAliveAfter, date: worker.date, headOnly: headOnly))
+        write(problem.response(close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: headOnly))
         record.bodyBytesSent = headOnly ? 0 : UInt64(problem.body.count)
         endExchange()
     }
@@ -122,7 +124,7 @@ extension ClientConnection {
     func abort() {
         if request != nil {
             if record.statusSent == 0 { record.statusSent = 499 }
-            worker.accessLog.record(self, aborted: true)
+            worker.exchanges.accessLog.record(self, aborted: true)
             endExchangeObjects(abandoned: true)
             record.request = nil
         } else {

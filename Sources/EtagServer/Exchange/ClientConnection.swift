@@ -213,7 +213,7 @@ final class ClientConnection: TCPConnection {
         if GuardedWrite.begin(head, on: self) { return }
         let isRead = head.method == .get || head.method == .head
         if isRead {
-            switch ReadCache.lookup(head, bodyDone: bodyDone, worker: worker, state: &read) {
+            switch ReadCache.lookup(head, bodyDone: bodyDone, context: worker.exchanges, state: &read) {
             case .notModified(let quoted, let fields):
                 return notModifiedFromCache(quoted, fields: fields)
             case .preconditionFailed(let quoted):
@@ -246,10 +246,10 @@ final class ClientConnection: TCPConnection {
     /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied
     /// only when the socket cannot take them at once), so the head costs no allocation.
     func writeHead(body: [UInt8] = [], _ build: (inout ByteWriter) -> Void) {
-        var w = ByteWriter(reusing: &worker.headScratch)
+        var w = ByteWriter(reusing: &worker.exchanges.headScratch)
         build(&w)
         w.bytes.withUnsafeBytes { h in body.withUnsafeBytes { write(h, $0) } }
-        worker.headScratch = w.bytes
+        worker.exchanges.headScratch = w.bytes
     }
 
     private func requestBodyComplete() {
@@ -262,7 +262,7 @@ final class ClientConnection: TCPConnection {
 
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
-        worker.accessLog.record(self)
+        worker.exchanges.accessLog.record(self)
         endExchangeObjects(abandoned: false)
         if !record.keepAliveAfter || peerEnded || worker.draining {
             record.request = nil

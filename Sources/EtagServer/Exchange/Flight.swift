@@ -34,12 +34,12 @@ extension ClientConnection {
     /// Joins a flight for the exchange's key, or starts one. Returns true when this exchange now waits.
     func joinFlight(upstreamHead: [UInt8]) -> Bool {
         guard settings.collapse, let key = read?.key, bodyDone else { return false }
-        if let flight = worker.flights[key], flight.leader !== self {
+        if let flight = worker.exchanges.flights[key], flight.leader !== self {
             flight.waiters.append(self)
             self.flight = .waiting(flight, head: upstreamHead)
             return true
         }
-        worker.flights[key] = Flight(leader: self)
+        worker.exchanges.flights[key] = Flight(leader: self)
         flight = .leader(key: key)
         return false
     }
@@ -48,8 +48,8 @@ extension ClientConnection {
     func settleFlight(_ result: TaggedResponse?) {
         guard case .leader(let key) = flight else { return }
         flight = .none
-        guard let flight = worker.flights[key], flight.leader === self else { return }
-        worker.flights.removeValue(forKey: key)
+        guard let flight = worker.exchanges.flights[key], flight.leader === self else { return }
+        worker.exchanges.flights.removeValue(forKey: key)
         var shared = result
         if let r = result {
             // Only a representation the key fully selects is shared: not when the upstream varies on fields

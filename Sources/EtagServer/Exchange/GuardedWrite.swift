@@ -68,7 +68,7 @@ final class GuardedWrite {
     /// The request body is complete: wait for the resource's lease.
     func bodyComplete() {
         stage = .lease
-        if worker.leases.acquire(uri, for: self) {
+        if worker.exchanges.leases.acquire(uri, for: self) {
             holdsLease = true
             leaseAcquired()
         } else {
@@ -94,7 +94,7 @@ final class GuardedWrite {
 
     /// Forgets the last fetch, giving its hasher back to the worker.
     private func resetFetch() {
-        if let hasher = fetchBody?.takeHasher() { worker.returnHasher(hasher, used: true) }
+        if let hasher = fetchBody?.takeHasher() { worker.exchanges.returnHasher(hasher, used: true) }
         fetchHead = nil
         fetchBody = nil
         fetchTooLarge = false
@@ -107,10 +107,10 @@ final class GuardedWrite {
             etagMode: settings.etagMode, upstreamTag: fetchHead.flatMap(ForwardingRules.upstreamETag)
         ) {
             if let (d, hasher) = fetchBody?.finish() {
-                worker.returnHasher(hasher, used: false)
+                worker.exchanges.returnHasher(hasher, used: false)
                 digest = d
             } else {
-                digest = worker.keyHasher.hash(fetchBody?.bytes ?? [])
+                digest = worker.exchanges.keyHasher.hash(fetchBody?.bytes ?? [])
             }
             return digest!
         }
@@ -169,16 +169,16 @@ final class GuardedWrite {
         guard head.status == 200, !fetchTooLarge else { return respondToWrite(tag: nil) }
         let current = currentTag()
         if let digest = current.digest {
-            worker.counters.add(.hashed200)
+            worker.exchanges.counters.add(.hashed200)
             // The next GET finds this tag in the cache (stored after the write's invalidation).
             let keys = settings.keyBuilder
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
             let path = refetchPath ?? Array(req.head.bytes[req.pathRange])
             let uri = keys.uriDigest(host: host, path: path)
-            let key = keys.keyDigest(req, path: refetchPath, hasher: worker.keyHasher)
+            let key = keys.keyDigest(req, path: refetchPath, hasher: worker.exchanges.keyHasher)
             _ = ReadCache.store(
-                digest, key: key, generation: worker.cache.generation(uri: uri), response: head,
-                request: req, worker: worker)
+                digest, key: key, generation: worker.exchanges.cache.generation(uri: uri), response: head,
+                request: req, context: worker.exchanges)
         }
         respondToWrite(tag: current.text)
     }
@@ -211,10 +211,10 @@ final class GuardedWrite {
         resetFetch()
         if holdsLease {
             holdsLease = false
-            worker.leases.release(uri, letExpire: abandoned && stage == .write)
+            worker.exchanges.leases.release(uri, letExpire: abandoned && stage == .write)
         } else if queued {
             queued = false
-            worker.leases.stopWaiting(self, for: uri)
+            worker.exchanges.leases.stopWaiting(self, for: uri)
         }
     }
 }
@@ -243,7 +243,7 @@ extension GuardedWrite: UpstreamClientDelegate {
         if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
         let held = HeldBody(
             limit: settings.maxHashedBody, expected: expected,
-            hasher: compared && !keepTheirs ? worker.takeHasher() : nil)
+            hasher: compared && !keepTheirs ? worker.exchanges.takeHasher() : nil)
         fetchBody = held
         return .hold(held)
     }

@@ -26,11 +26,13 @@ enum CacheLookup {
 }
 
 /// The shared-memory cache as reads and writes use it: lookup, store and invalidation. Stateless; every call
-/// runs on the calling worker's thread with that worker's cache handle and scratch memory.
+/// runs on the calling worker's thread with its exchange context's cache handle and scratch memory.
 enum ReadCache {
     /// Looks the representation up: when a fresh entry decides the preconditions, the answer is local
     /// (304 or 412); otherwise what the forward needs.
-    static func lookup(_ head: RequestHead, bodyDone: Bool, worker w: Worker, state: inout ReadState?) -> CacheLookup {
+    static func lookup(
+        _ head: RequestHead, bodyDone: Bool, context w: ExchangeContext, state: inout ReadState?
+    ) -> CacheLookup {
         let settings = w.settings
         let keys = settings.keyBuilder
         let conditions = Conditions(head.head)
@@ -79,17 +81,17 @@ enum ReadCache {
     /// Vary: *); honours max-age, no-cache and Vary. Returns whether it was stored.
     static func store(
         _ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead,
-        request req: RequestHead, worker: Worker
+        request req: RequestHead, context: ExchangeContext
     ) -> Bool {
-        let settings = worker.settings
+        let settings = context.settings
         let d = ResponseCacheDirectives(response.head)
         // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.
         guard !d.noStore, !d.isPrivate, !d.varyStar else { return false }
         var ttl = settings.cacheTTLms
         if let maxAge = d.maxAge { ttl = min(ttl, maxAge * 1000) }
         let now = SharedCache.now
-        let fields = worker.notModifiedFields.remember(
-            ForwardingRules.notModifiedFields(response), hasher: worker.keyHasher)
+        let fields = context.notModifiedFields.remember(
+            ForwardingRules.notModifiedFields(response), hasher: context.keyHasher)
         let entry = CacheEntry(
             etag: digest, mustRevalidate: d.noCache || ttl <= 0, generation: generation, storedNs: now,
             expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000, fieldsDigest: fields)
@@ -97,27 +99,27 @@ enum ReadCache {
         var key = primary
         var result: Bool?
         if extra.isEmpty {
-            result = worker.cache.store(key: key, entry: entry)
+            result = context.cache.store(key: key, entry: entry)
         } else {
             let names = extra.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",")
             guard names.utf8.count < 48 else { return false }
             var marker = entry
             marker.varyNames = names
-            worker.cache.store(key: key, entry: marker)
-            key = settings.keyBuilder.keyDigest(req, vary: extra, hasher: worker.keyHasher)
-            result = worker.cache.store(key: key, entry: entry)
+            context.cache.store(key: key, entry: marker)
+            key = settings.keyBuilder.keyDigest(req, vary: extra, hasher: context.keyHasher)
+            result = context.cache.store(key: key, entry: entry)
         }
         guard let evicted = result else { return false }
-        if evicted { worker.counters.add(.evicted) }
-        worker.counters.add(.stored)
+        if evicted { context.counters.add(.evicted) }
+        context.counters.add(.stored)
         return true
     }
 
     /// RFC 9111 §4.4: a 2xx/3xx answer to an unsafe method invalidates the target URI, the same-origin
     /// Location and Content-Location URIs, and (`cache.invalidate_parent`) the parent collection — for every
     /// worker and process sharing the region.
-    static func invalidate(after response: ResponseHead, to req: RequestHead, worker: Worker) {
-        let settings = worker.settings
+    static func invalidate(after response: ResponseHead, to req: RequestHead, context: ExchangeContext) {
+        let settings = context.settings
         let b = req.head.bytes
         let host = req.hostRange.map { Array(b[$0]) } ?? []
         let path = Array(b[req.pathRange])
@@ -127,8 +129,8 @@ enum ReadCache {
             if let p = CacheKeyBuilder.sameOriginPath(loc, host: host) { paths.append(p) }
         }
         for p in paths {
-            worker.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
+            context.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
         }
-        worker.counters.add(.invalidated, UInt64(paths.count))
+        context.counters.add(.invalidated, UInt64(paths.count))
     }
 }

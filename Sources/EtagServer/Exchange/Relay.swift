@@ -67,7 +67,7 @@ final class Relay {
         }
         if let h = held {
             held = nil
-            if let hasher = h.takeHasher() { worker.returnHasher(hasher, used: true) }
+            if let hasher = h.takeHasher() { worker.exchanges.returnHasher(hasher, used: true) }
         }
     }
 
@@ -87,7 +87,7 @@ extension Relay: UpstreamClientDelegate {
         guard let req = c.request else { return .discard }
         // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates what the write may have changed.
         if !req.method.isSafe && head.status >= 200 && head.status < 400 {
-            ReadCache.invalidate(after: head, to: req, worker: worker)
+            ReadCache.invalidate(after: head, to: req, context: worker.exchanges)
         }
         let upstreamTag = ForwardingRules.upstreamETag(head)
         let asker: ResponsePlan.Asker
@@ -114,7 +114,7 @@ extension Relay: UpstreamClientDelegate {
             if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
             let body = HeldBody(
                 limit: settings.maxHashedBody, expected: expected,
-                hasher: digest ? worker.takeHasher() : nil)
+                hasher: digest ? worker.exchanges.takeHasher() : nil)
             held = body
             keptTag = digest ? nil : upstreamTag
             return .hold(body)
@@ -139,7 +139,7 @@ extension Relay: UpstreamClientDelegate {
         guard let h = held, let head = response else { return .discard }
         held = nil
         keptTag = nil
-        if let hasher = h.takeHasher() { worker.returnHasher(hasher, used: true) }
+        if let hasher = h.takeHasher() { worker.exchanges.returnHasher(hasher, used: true) }
         streamHead(head)
         guard upstream != nil else { return .discard }
         h.bytes.withUnsafeBytes { sendBody($0) }
@@ -195,7 +195,8 @@ extension Relay {
         if clientFraming == .untilClose { c.record.keepAliveAfter = false }
         pendingHead = settings.rules.clientResponseHead(
             head, framing: clientFraming, keepAlive: c.record.keepAliveAfter, clientIsHTTP11: http11,
-            date: worker.date, dropETag: settings.etagMode == .replace, extra: cacheStatus(head.status, stored: false))
+            date: worker.exchanges.date, dropETag: settings.etagMode == .replace,
+            extra: cacheStatus(head.status, stored: false))
         if c.request?.method == .head, let up = upstream, head.framing != .none {
             // A HEAD fetched as GET whose body is not needed: answer now, drop the upstream connection.
             clientFraming = .none
@@ -261,17 +262,17 @@ extension Relay {
         } else {
             let digest: Digest20
             if let (d, hasher) = h.finish() {
-                worker.returnHasher(hasher, used: false)
+                worker.exchanges.returnHasher(hasher, used: false)
                 digest = d
             } else {
-                digest = worker.keyHasher.hash(h.bytes)
+                digest = worker.exchanges.keyHasher.hash(h.bytes)
             }
             tag = digest.quotedETag
-            worker.counters.add(.hashed200)
+            worker.exchanges.counters.add(.hashed200)
             if let key = c.read?.key, let generation = c.read?.generation, let req = c.request {
                 stored = ReadCache.store(
                     digest, key: key, generation: generation, response: head,
-                    request: req, worker: worker)
+                    request: req, context: worker.exchanges)
             }
         }
         let result = TaggedResponse(head: head, body: h.bytes, tag: tag, ours: keptTag == nil, stored: stored)

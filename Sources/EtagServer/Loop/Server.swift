@@ -52,7 +52,7 @@ public final class Server: @unchecked Sendable {
         }
         // Named after binding, so a name derived from an ephemeral port uses the real one.
         let region = try SharedCache(name: Self.regionName(config, port: port), size: config.cache.size)
-        for w in workers { w.cache = region }
+        for w in workers { w.exchanges.cache = region }
         cache = region
         for w in workers { w.start() }
     }

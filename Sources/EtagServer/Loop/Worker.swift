@@ -23,41 +23,15 @@ final class Worker: @unchecked Sendable {
     private let graceTimer: UnsafeMutablePointer<uv_timer_t>
     let upstreamAddress: UnsafeMutablePointer<sockaddr_storage>
     lazy var pool = UpstreamPool(worker: self)
-    let accessLog: AccessLog
-    /// The shared-memory ETag table (shared by all workers and processes) and this process's counters.
-    /// Set once by `Server.start()` before the thread runs.
-    var cache: SharedCache!
-    let counters: CacheCounters
-    /// For cache keys (one-shot, synchronous use only).
-    let keyHasher = SHA1Hasher()
+    /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
+    let exchanges: ExchangeContext
     /// Small client writes held until the loop is about to poll again, and the handle that sends them.
     let deferredWrites: DeferredWrites
     private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
-    /// Memory for the quoted ETag of a 304 answered from the cache (`Digest20.quotedETag(reusing:)`).
-    var tagScratch: [UInt8] = []
-    /// Memory for heads the worker writes and sends at once (see `ByteWriter(reusing:)`).
-    var headScratch: [UInt8] = []
-    /// Body hashers not in use by an exchange.
-    private var idleHashers: [SHA1Hasher] = []
-    /// The write leases of this worker's guarded writes (created on first use, once `cache` is set).
-    var leases: any WriteLeases {
-        if let l = leaseService { return l }
-        let l = SharedMemoryLeases(
-            loop: loop, cache: cache, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
-        leaseService = l
-        return l
-    }
-    private var leaseService: (any WriteLeases)?
-    /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
-    var flights: [Digest20: Flight] = [:]
-    /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
-    let notModifiedFields: NotModifiedFieldsMemo
     private(set) var draining = false
     private var listening = true
     private var clients: [ObjectIdentifier: ClientConnection] = [:]
     private var thread: pthread_t? = nil
-    private var dateSecond = -1
-    private var dateBytes: [UInt8] = []
 
     /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
     init(
@@ -66,14 +40,14 @@ final class Worker: @unchecked Sendable {
         notModifiedFields: NotModifiedFieldsMemo
     ) throws {
         self.index = index
-        self.notModifiedFields = notModifiedFields
-        self.counters = counters
         self.config = config
         self.settings = settings
-        self.accessLog = accessLog
         deferredWrites = DeferredWrites(useIOUring: config.ioUring)
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
+        exchanges = ExchangeContext(
+            loop: loop, settings: settings, accessLog: accessLog, counters: counters,
+            notModifiedFields: notModifiedFields)
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
         listener = .allocate(capacity: 1)
         stopSignal = .allocate(capacity: 1)
@@ -199,31 +173,13 @@ final class Worker: @unchecked Sendable {
         pool.closeIdle()
         uv_close(etag_uv_handle(stopSignal), nil)
         uv_close(etag_uv_handle(graceTimer), nil)
-        leaseService?.close()
+        exchanges.close()
         uv_close(etag_uv_handle(flushHandle), nil)
     }
 
     // MARK: per-loop helpers
 
-    /// The current IMF-fixdate, recomputed once per second.
-    var date: [UInt8] {
-        let now = time(nil)
-        if now != dateSecond {
-            dateSecond = now
-            dateBytes = HTTPDate.format(epochSeconds: now)
-        }
-        return dateBytes
-    }
-
     var now: UInt64 { uv_now(loop) }
-
-    func takeHasher() -> SHA1Hasher { idleHashers.popLast() ?? SHA1Hasher() }
-
-    /// - Parameter used: the hasher holds a partial digest (an exchange ended early) and must be reset.
-    func returnHasher(_ h: SHA1Hasher, used: Bool = true) {
-        if used { h.reset() }
-        if idleHashers.count < 64 { idleHashers.append(h) }
-    }
 
 }
 

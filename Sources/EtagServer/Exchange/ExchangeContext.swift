@@ -1,0 +1,76 @@
+internal import CLibUV
+import EtagCache
+import EtagCore
+import EtagHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the exchanges of one worker share: the settings, the shared-memory cache and this process's counters,
+/// single-flight's table, the write leases, the access log, the hashers and scratch memory they reuse, the Date.
+/// The worker owns one and never looks inside; the exchanges reach it through their connection's worker.
+///
+/// Worker thread only (the cache, the counters and the 304 field memo are themselves safe from any thread).
+final class ExchangeContext {
+    let settings: ExchangeSettings
+    let accessLog: AccessLog
+    /// The shared-memory ETag table (shared by all workers and processes). Set once before the loop runs.
+    var cache: SharedCache!
+    let counters: CacheCounters
+    /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
+    let notModifiedFields: NotModifiedFieldsMemo
+    /// For cache keys (one-shot, synchronous use only).
+    let keyHasher = SHA1Hasher()
+    /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
+    var flights: [Digest20: Flight] = [:]
+    /// Memory for the quoted ETag of a 304 answered from the cache (`Digest20.quotedETag(reusing:)`).
+    var tagScratch: [UInt8] = []
+    /// Memory for heads written and sent at once (see `ByteWriter(reusing:)`).
+    var headScratch: [UInt8] = []
+    /// Body hashers not in use by an exchange.
+    private var idleHashers: [SHA1Hasher] = []
+    private let loop: UnsafeMutablePointer<uv_loop_t>
+    private var leaseService: (any WriteLeases)?
+    private var dateSecond = -1
+    private var dateBytes: [UInt8] = []
+
+    init(
+        loop: UnsafeMutablePointer<uv_loop_t>, settings: ExchangeSettings, accessLog: AccessLog,
+        counters: CacheCounters, notModifiedFields: NotModifiedFieldsMemo
+    ) {
+        self.loop = loop
+        self.settings = settings
+        self.accessLog = accessLog
+        self.counters = counters
+        self.notModifiedFields = notModifiedFields
+    }
+
+    /// The write leases of this worker's guarded writes (created on first use, once `cache` is set).
+    var leases: any WriteLeases {
+        if let l = leaseService { return l }
+        let l = SharedMemoryLeases(loop: loop, cache: cache, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
+        leaseService = l
+        return l
+    }
+
+    /// Closes the lease service's handles (the worker is finishing).
+    func close() { leaseService?.close() }
+
+    /// The current IMF-fixdate, recomputed once per second.
+    var date: [UInt8] {
+        let now = time(nil)
+        if now != dateSecond {
+            dateSecond = now
+            dateBytes = HTTPDate.format(epochSeconds: now)
+        }
+        return dateBytes
+    }
+
+    func takeHasher() -> SHA1Hasher { idleHashers.popLast() ?? SHA1Hasher() }
+
+    /// - Parameter used: the hasher holds a partial digest (an exchange ended early) and must be reset.
+    func returnHasher(_ h: SHA1Hasher, used: Bool = true) {
+        if used { h.reset() }
+        if idleHashers.count < 64 { idleHashers.append(h) }
+    }
+}
