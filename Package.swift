@@ -48,6 +48,11 @@ let package = Package(
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore", "EtagHTTP"]),
         .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
+        // Exchanges driven in-process against a scripted upstream: no sockets, no sleeps.
+        .testTarget(
+            name: "ExchangeTests",
+            dependencies: ["EtagServer", "EtagCore", "EtagCache", "EtagHTTP", "CLibUV", "TestSupport"]
+        ),
         .testTarget(
             name: "ProxyIntegrationTests",
             dependencies: ["EtagServer", "EtagCore", "EtagConfig", "EtagCache", "TestSupport"]

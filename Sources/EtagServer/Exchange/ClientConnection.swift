@@ -46,10 +46,14 @@ final class ClientConnection: TCPConnection {
     }
 
     func start() {
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = etag_tcp_peer_ip(tcp, &buf, 64)
-        peerIP = buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }
-        uv_tcp_nodelay(tcp, 1)
+        if memoryPeer != nil {
+            peerIP = Array("127.0.0.1".utf8)  // the socket-free driver's client
+        } else {
+            var buf = [CChar](repeating: 0, count: 64)
+            let n = etag_tcp_peer_ip(tcp, &buf, 64)
+            peerIP = buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }
+            uv_tcp_nodelay(tcp, 1)
+        }
         arm(.header, settings.timeouts.clientHeader)
         startReading()
     }

@@ -19,6 +19,9 @@ class TCPConnection {
     private(set) var isClosing = false
     private(set) var isReading = false
     private var openHandles = 2
+    /// In place of the socket, for the socket-free exchange driver (tests): the handle is never opened, writes go
+    /// to the peer, reads come from it. Nil in service: one branch per write.
+    var memoryPeer: MemoryPeer?
 
     init(worker: Worker, defersWrites: Bool = false) {
         self.worker = worker
@@ -45,12 +48,16 @@ class TCPConnection {
 
     func startReading() {
         guard !isReading, !isClosing else { return }
+        if memoryPeer != nil {
+            isReading = true
+            return
+        }
         if uv_read_start(stream, onAllocCallback, onReadCallback) == 0 { isReading = true }
     }
 
     func stopReading() {
         guard isReading else { return }
-        uv_read_stop(stream)
+        if memoryPeer == nil { uv_read_stop(stream) }
         isReading = false
     }
 
@@ -104,6 +111,7 @@ class TCPConnection {
         guard !isClosing else { return }
         let total = a.count + b.count + c.count + d.count
         guard total > 0 else { return }
+        if let peer = memoryPeer { return peer.collect(a, b, c, d) }
         if defersWrites {
             if worker.deferredWrites.hold(self, (a, b, c, d), total: total) { return }
             if deferredBytes > 0 {
@@ -226,6 +234,7 @@ class TCPConnection {
         guard !isClosing else { return }
         isClosing = true
         isReading = false
+        memoryPeer?.connectionDidClose()
         if deferredBytes > 0 { _ = worker.deferredWrites.sendNow(self) }
         uv_close(etag_uv_handle(tcp), onCloseCallback)
         uv_close(etag_uv_handle(timer), onCloseCallback)
@@ -234,6 +243,10 @@ class TCPConnection {
     /// Sends a TCP FIN after queued writes (half-close), then closes.
     final func shutdownThenClose() {
         guard !isClosing else { return }
+        if let peer = memoryPeer {
+            peer.connectionDidShutDown()
+            return close()
+        }
         if deferredBytes > 0 && worker.deferredWrites.sendNow(self) != 0 { return close() }
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()

@@ -33,9 +33,10 @@ final class Worker: @unchecked Sendable {
     private var clients: [ObjectIdentifier: ClientConnection] = [:]
     private var thread: pthread_t? = nil
 
-    /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port.
+    /// Binds the listener on this worker's loop. `port` 0 binds an ephemeral port; no `listen` address, no
+    /// listener (the socket-free driver hands the worker its connections through `adopt`).
     init(
-        index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage,
+        index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage?,
         upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters,
         notModifiedFields: NotModifiedFieldsMemo
     ) throws {
@@ -55,15 +56,18 @@ final class Worker: @unchecked Sendable {
         flushHandle = .allocate(capacity: 1)
         upstreamAddress = .allocate(capacity: 1)
         upstreamAddress.pointee = upstream
-        var addr = listen
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { etag_tcp_bind_reuseport(loop, listener, $0) }
-        }
-        if rc == 0 { uv_tcp_nodelay(listener, 1) }
-        let listenRC = rc == 0 ? uv_listen(etag_uv_stream(listener), 1024, onConnectionCallback) : rc
-        guard listenRC == 0 else { throw ServerError.bind(config.listen.description, UVError.name(listenRC)) }
         let me = Unmanaged.passUnretained(self).toOpaque()
-        listener.pointee.data = me
+        if var addr = listen {
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { etag_tcp_bind_reuseport(loop, listener, $0) }
+            }
+            if rc == 0 { uv_tcp_nodelay(listener, 1) }
+            let listenRC = rc == 0 ? uv_listen(etag_uv_stream(listener), 1024, onConnectionCallback) : rc
+            guard listenRC == 0 else { throw ServerError.bind(config.listen.description, UVError.name(listenRC)) }
+            listener.pointee.data = me
+        } else {
+            listening = false
+        }
         uv_async_init(loop, stopSignal, onStopSignal)
         stopSignal.pointee.data = me
         uv_timer_init(loop, graceTimer)
@@ -126,6 +130,12 @@ final class Worker: @unchecked Sendable {
             client.close()
             return
         }
+        adopt(client)
+    }
+
+    /// Serves a connection accepted here (or made by the socket-free driver): refused at once while draining or
+    /// over `limits.max_connections`.
+    func adopt(_ client: ClientConnection) {
         if draining || clients.count >= config.limits.maxConnections {
             client.close()
             return

@@ -104,6 +104,13 @@ final class UpstreamConnection: TCPConnection {
 
     private func connect() {
         state = .connecting
+        if let upstream = worker.pool.memoryUpstream {
+            // The socket-free driver's upstream: connected (or refused) on the next loop turn, like a socket.
+            memoryPeer = upstream.accept(self)
+            if memoryPeer == nil { connectError = UV_ECONNREFUSED.rawValue }
+            arm(.connect, 0)
+            return
+        }
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_tcp_nodelay(tcp, 1)
@@ -311,6 +318,7 @@ final class UpstreamConnection: TCPConnection {
             close()
         case .connect:
             if connectError != 0 { return fail(.unreachable(connectError)) }
+            if memoryPeer != nil && state == .connecting { return didConnect(0) }
             fail(.connectTimedOut)
         case .response:
             guard delegate != nil else { return close() }

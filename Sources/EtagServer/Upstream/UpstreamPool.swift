@@ -3,6 +3,8 @@
 final class UpstreamPool {
     unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
     private var idle: [UpstreamConnection] = []
+    /// Where new connections go instead of the upstream's address, for the socket-free driver (tests).
+    var memoryUpstream: MemoryUpstream?
 
     init(worker: Worker) {
         self.worker = worker
