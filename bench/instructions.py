@@ -5,6 +5,7 @@ connection, each run under callgrind from start to exit; (I(2N) - I(N)) / N canc
 
 Scenarios: the 304 answered from the cache (etag-proxy) / from proxy_cache (nginx), and the 1 KiB GET
 (etag-proxy hashing and tagging it, nginx proxying it). Usage: bench/instructions [--requests 2000]
+[--binary BUILD] [--keep DIR]
 """
 import argparse, os, re, shutil, signal, subprocess, sys, tempfile
 
@@ -50,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--binary", default=".build/release/etag-proxy")
+    ap.add_argument("--keep", metavar="DIR", help="copy the callgrind files here (for callgrind_annotate)")
     a = ap.parse_args()
     for tool in ("valgrind", "strip", "nginx", "curl"):
         if not shutil.which(tool):
@@ -87,6 +89,11 @@ def main():
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(10)
         subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-instr"])
+        if a.keep:
+            os.makedirs(a.keep, exist_ok=True)
+            for name in os.listdir(d):
+                if name.endswith(".cg"):
+                    shutil.copy(f"{d}/{name}", a.keep)
         shutil.rmtree(d, ignore_errors=True)
 
 
