@@ -53,6 +53,15 @@ final class ExchangeContext {
         return l
     }
 
+    /// How this worker's successful writes invalidate stored tags (created on first use, once `cache` is set).
+    var invalidation: any CacheInvalidation {
+        if let i = invalidationService { return i }
+        let i = SharedMemoryInvalidation(cache: cache)
+        invalidationService = i
+        return i
+    }
+    private var invalidationService: (any CacheInvalidation)?
+
     /// Closes the lease service's handles (the worker is finishing).
     func close() { leaseService?.close() }
 

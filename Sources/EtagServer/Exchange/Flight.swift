@@ -9,6 +9,8 @@ struct TaggedResponse {
     /// The tag is the proxy's own (false: the upstream's, kept).
     let ours: Bool
     let stored: Bool
+    /// The response's cache directives when they were parsed for the store (nil: not parsed yet).
+    let directives: ResponseCacheDirectives?
 }
 
 /// Requests for one cache key in flight on one worker: the leader's upstream fetch answers all of them.
@@ -51,10 +53,10 @@ extension ClientConnection {
         guard let flight = worker.exchanges.flights[key], flight.leader === self else { return }
         worker.exchanges.flights.removeValue(forKey: key)
         var shared = result
-        if let r = result {
+        if let r = result, !flight.waiters.isEmpty {
             // Only a representation the key fully selects is shared: not when the upstream varies on fields
             // outside the key (the waiters may differ in them), nor a private or no-store one.
-            let d = ResponseCacheDirectives(r.head.head)
+            let d = r.directives ?? ResponseCacheDirectives(r.head.head)
             if d.varyStar || d.isPrivate || d.noStore || d.vary.contains(where: { !settings.keyHeaders.contains($0) }) {
                 shared = nil
             }

@@ -178,7 +178,7 @@ final class GuardedWrite {
             let key = keys.keyDigest(req, path: refetchPath, hasher: worker.exchanges.keyHasher)
             _ = ReadCache.store(
                 digest, key: key, generation: worker.exchanges.cache.generation(uri: uri), response: head,
-                request: req, context: worker.exchanges)
+                directives: ResponseCacheDirectives(head.head), request: req, context: worker.exchanges)
         }
         respondToWrite(tag: current.text)
     }

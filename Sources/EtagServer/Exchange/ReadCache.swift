@@ -81,10 +81,9 @@ enum ReadCache {
     /// Vary: *); honours max-age, no-cache and Vary. Returns whether it was stored.
     static func store(
         _ digest: Digest20, key primary: Digest20, generation: UInt32, response: ResponseHead,
-        request req: RequestHead, context: ExchangeContext
+        directives d: ResponseCacheDirectives, request req: RequestHead, context: ExchangeContext
     ) -> Bool {
         let settings = context.settings
-        let d = ResponseCacheDirectives(response.head)
         // RFC 9111 §5.2.2.5 no-store; §5.2.2.7 private (a shared cache does not store it); Vary: * never matches.
         guard !d.noStore, !d.isPrivate, !d.varyStar else { return false }
         var ttl = settings.cacheTTLms
@@ -129,7 +128,7 @@ enum ReadCache {
             if let p = CacheKeyBuilder.sameOriginPath(loc, host: host) { paths.append(p) }
         }
         for p in paths {
-            context.cache.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
+            context.invalidation.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
         }
         context.counters.add(.invalidated, UInt64(paths.count))
     }

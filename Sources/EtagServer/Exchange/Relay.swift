@@ -256,6 +256,7 @@ extension Relay {
             return
         }
         var stored = false
+        var directives: ResponseCacheDirectives? = nil  // parsed once, for the store and for single-flight
         let tag: [UInt8]
         if let theirs = keptTag {
             tag = theirs
@@ -270,12 +271,15 @@ extension Relay {
             tag = digest.quotedETag
             worker.exchanges.counters.add(.hashed200)
             if let key = c.read?.key, let generation = c.read?.generation, let req = c.request {
+                let d = ResponseCacheDirectives(head.head)
+                directives = d
                 stored = ReadCache.store(
-                    digest, key: key, generation: generation, response: head,
+                    digest, key: key, generation: generation, response: head, directives: d,
                     request: req, context: worker.exchanges)
             }
         }
-        let result = TaggedResponse(head: head, body: h.bytes, tag: tag, ours: keptTag == nil, stored: stored)
+        let result = TaggedResponse(
+            head: head, body: h.bytes, tag: tag, ours: keptTag == nil, stored: stored, directives: directives)
         c.settleFlight(result)
         c.respondTagged(result, collapsed: false)
     }
