@@ -95,6 +95,10 @@ public struct ChunkedDecoder: Sendable {
             case .trailerLineStart:
                 if c == 0x0D {
                     state = .trailerLF(empty: true)
+                } else if c == 0x0A {
+                    // RFC 9112 §7.1 frames chunks with CRLF; the §2.2 leniency for a bare LF is not taken inside a
+                    // body, where two readers that disagree on its end are a smuggling vector: refused at once.
+                    throw .bad("bare LF in chunked framing")
                 } else if c == 0x20 || c == 0x09 {
                     throw .bad("obs-fold in chunked trailer")
                 } else {

@@ -55,7 +55,13 @@ enum HeadScanner {
         let valueOK = ByteClass.fieldValue
         while i < end {
             let c0 = buf[i]
-            if c0 == 0x0D || c0 == 0x0A { break }  // the empty line
+            if c0 == 0x0D || c0 == 0x0A {
+                // The empty line ends the head only where the head ends (RFC 9112 §2.2). A line that merely starts
+                // with CR ("\rContent-Length: 5", "\r\r\n") must not end it early: the fields after it would be
+                // dropped here yet read by the next hop (request smuggling).
+                if (c0 == 0x0A && i + 1 == end) || (c0 == 0x0D && i + 2 == end && buf[i + 1] == 0x0A) { break }
+                throw .bad("bare CR in the message head")
+            }
             // RFC 9112 §5.2: obs-fold is rejected in requests; we reject it everywhere.
             if c0 == 0x20 || c0 == 0x09 { throw .bad("obsolete line folding (obs-fold) in a header field") }
             var j = i

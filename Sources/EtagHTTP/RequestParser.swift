@@ -68,6 +68,12 @@ public enum RequestParser {
         var keepAliveToken = false
         var expectContinue = false
         var options: [Range<Int>] = []
+        // Singleton fields that are not lists (RFC 9110 §5.3): two lines of one of them cannot be combined, and an
+        // upstream reading only the first would be answered from a cache key built from both.
+        var singletonRepeated = false
+        var sawAuthorization = false
+        var sawProxyAuthorization = false
+        var sawContentType = false
 
         for f in fields {
             let nm = f.name
@@ -86,6 +92,15 @@ public enum RequestParser {
             case 10 where b.equalsLowercase(nm, "connection"):
                 HeadScanner.connectionTokens(
                     b, f.value, close: &closeToken, keepAlive: &keepAliveToken, options: &options)
+            case 13 where b.equalsLowercase(nm, "authorization"):
+                singletonRepeated = singletonRepeated || sawAuthorization
+                sawAuthorization = true
+            case 19 where b.equalsLowercase(nm, "proxy-authorization"):
+                singletonRepeated = singletonRepeated || sawProxyAuthorization
+                sawProxyAuthorization = true
+            case 12 where b.equalsLowercase(nm, "content-type"):
+                singletonRepeated = singletonRepeated || sawContentType
+                sawContentType = true
             case 6 where b.equalsLowercase(nm, "expect"):
                 // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
                 if b.equalsLowercase(f.value, "100-continue") {
@@ -138,6 +153,9 @@ public enum RequestParser {
 
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is rejected with 400.
         if hostCount > 1 { throw .bad("more than one Host header field") }
+        if singletonRepeated {
+            throw .bad("more than one Authorization, Proxy-Authorization or Content-Type header field")
+        }
         if minor >= 1, hostCount == 0 { throw .bad("missing Host header field") }
         if let h = hostRange, !validHost(b, h) { throw .bad("invalid Host header field") }
         if let a = authorityRange {

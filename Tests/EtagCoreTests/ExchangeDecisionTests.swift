@@ -18,6 +18,9 @@ struct ExchangeDecisionTests {
 
     @Test func responsePlan() {
         let cases: [PlanCase] = [
+            // OPTIONS and TRACE: relayed untagged, whatever the body.
+            .init(status: 200, framing: .length(10), asker: .safeOther, expected: .stream),
+            .init(status: 200, framing: .chunked, asker: .safeOther, afterWrite: .body, expected: .stream),
             // Reads: a 200 is held and hashed; errors, redirects and 204 stream.
             .init(status: 200, framing: .length(10), asker: .read(conditions: false), expected: .hold(digest: true)),
             .init(status: 200, framing: .chunked, asker: .read(conditions: true), expected: .hold(digest: true)),
@@ -107,6 +110,8 @@ struct ExchangeDecisionTests {
         #expect(after(.put, 412) == .none)
         #expect(after(.put, 302) == .none)
         #expect(after(.delete, 204) == .none)
+        #expect(after(.options, 200) == .none, "a safe method changes nothing (RFC 9110 §9.2.1)")
+        #expect(after(.trace, 200) == .none)
         #expect(after(.post, 201, "/persons/7") == .location(Array("/persons/7".utf8)))
         #expect(after(.post, 201, "http://api.example/persons/7") == .location(Array("/persons/7".utf8)))
         #expect(after(.post, 201, "http://elsewhere/persons/7") == .none, "another origin is not re-fetched")

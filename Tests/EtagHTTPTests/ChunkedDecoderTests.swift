@@ -60,6 +60,8 @@ struct ChunkedDecoderTests {
         "1000000000000000\r\n",  // 16 hex digits
         "3;\u{1}\r\nabc\r\n0\r\n\r\n",  // control char in extension
         "0\r\n folded\r\n\r\n",  // obs-fold in trailer
+        "0\r\n\n",  // bare LF ending the trailer section: refused at once, not waited on
+        "3\r\nabc\r\n0\r\n\nGET / HTTP/1.1\r\n",
     ])
     func malformedIsRejected(_ input: String) {
         guard case .failure(let e) = decodeChunked(input) else {

@@ -125,6 +125,16 @@ struct RequestParserTests {
         "GET / HTTP/1.x\r\nHost: a\r\n\r\n",
         "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",
         "G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        // A line that starts with a bare CR does not end the head (the fields after it would be smuggled).
+        "POST /p HTTP/1.1\r\nHost: a\r\n\rContent-Length: 36\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\rTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\n\rX: 1\r\nHost: a\r\n\r\n",
+        // Singleton fields repeated (RFC 9110 §5.3: not lists).
+        "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nauthorization: a\r\nAUTHORIZATION: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: a\r\nProxy-Authorization: b\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 0\r\n\r\n",
     ])
     func rejectedWith400(_ raw: String) {
         #expect(status(raw) == 400, "\(raw.debugDescription)")

@@ -48,6 +48,7 @@ struct ResponseParserTests {
         "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX : y\r\n\r\n", "HTTP/1.1 200 OK\r\nX: y\r\n folded\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\rContent-Length: 5\r\n\r\n",
     ])
     func malformedIs502(_ raw: String) {
         guard case .failure(let e) = parseResponse(raw) else {

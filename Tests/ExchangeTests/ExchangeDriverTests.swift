@@ -97,6 +97,22 @@ struct ExchangeDriverTests {
         #expect(store.puts == 1)
     }
 
+    @Test func optionsAndTraceAreSafeNoRefetchNoTagNoInvalidation() throws {
+        let d = try ExchangeDriver()
+        defer { d.shutdown() }
+        let c = d.connect()
+        let tag = try #require(c.request("GET /persons/1 HTTP/1.1\r\nHost: a\r\n\r\n")?.header("etag"))
+        for method in ["OPTIONS", "TRACE"] {
+            let r = try #require(c.request("\(method) /persons/1 HTTP/1.1\r\nHost: a\r\n\r\n"))
+            #expect(r.status == 200)
+            #expect(r.header("etag") == nil, "\(method) gets no re-fetched tag")
+        }
+        #expect(d.upstreamRequests.map(\.method) == ["GET", "OPTIONS", "TRACE"], "no re-fetch GET")
+        let again = c.request("GET /persons/1 HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(tag)\r\n\r\n")
+        #expect(again?.status == 304)
+        #expect(d.upstreamRequests.count == 3, "the stored tag was not invalidated")
+    }
+
     @Test func aWriteWithoutIfMatchGets428WhenRequired() throws {
         let store = Store()
         let d = try ExchangeDriver({ $0.concurrency.enforceIfMatch = true }, handler: store.handle)
@@ -138,6 +154,17 @@ struct ExchangeDriverTests {
         let d = try ExchangeDriver(handler: { _ in .close })
         defer { d.shutdown() }
         let r = try #require(d.connect().request("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(r.status == 502)
+        #expect(r.header("content-type") == "application/problem+json")
+    }
+
+    @Test func aHeldBodyWithABrokenChunkIs502() throws {
+        let d = try ExchangeDriver(handler: { _ in
+            .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n".utf8), close: false)
+        })
+        defer { d.shutdown() }
+        let c = d.connect()
+        let r = try #require(c.request("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"), "an answer, not a silent close")
         #expect(r.status == 502)
         #expect(r.header("content-type") == "application/problem+json")
     }

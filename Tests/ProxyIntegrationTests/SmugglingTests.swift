@@ -37,12 +37,22 @@ struct SmugglingTests {
         ("obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n", 400),
         ("bare CR in a field", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\rX-B: 2\r\n\r\n", 400),
         ("bare CR in the request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (
+            "a line starting with a bare CR",
+            "POST /p HTTP/1.1\r\nHost: a\r\n\rContent-Length: 36\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400
+        ),
+        (
+            "chunked body ending with a bare LF",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\n", 400
+        ),
+        ("a CR CR LF line", "GET / HTTP/1.1\r\nHost: a\r\n\r\r\nHost: b\r\n\r\n", 400),
         ("whitespace before colon", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 0\r\n\r\n", 400),
         ("TE last coding not chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
         ("TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400),
         ("TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("missing Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400),
         ("duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("duplicate Authorization", "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nAuthorization: y\r\n\r\n", 400),
         ("invalid Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         ("NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: \u{0}\r\n\r\n", 400),
         ("malformed request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),

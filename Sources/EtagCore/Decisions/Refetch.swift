@@ -21,7 +21,8 @@ public enum Refetch: Sendable, Equatable {
     public static func after(
         method: HTTPMethod, status: Int, location: [UInt8]?, host: [UInt8], mode: ETagAfterWrite
     ) -> Refetch {
-        guard mode == .refetch, status >= 200, status < 300 else { return .none }
+        // RFC 9110 §9.2.1: a safe method (OPTIONS, TRACE) changes nothing, so there is no new tag to fetch.
+        guard mode == .refetch, !method.isSafe, status >= 200, status < 300 else { return .none }
         switch method {
         case .delete:
             return .none  // nothing left to tag

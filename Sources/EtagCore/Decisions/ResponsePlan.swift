@@ -14,6 +14,9 @@ public enum ResponsePlan: Sendable, Equatable {
         case read(conditions: Bool)
         /// Any other method; `refetchWaits`: its answer waits for the re-fetch's tag (`Refetch.after`).
         case write(refetchWaits: Bool)
+        /// OPTIONS or TRACE: safe (RFC 9110 §9.2.1), and their answers describe the server or echo the request
+        /// rather than represent the target (§9.3.7, §9.3.8): relayed untagged.
+        case safeOther
     }
 
     /// - Parameters:
@@ -31,6 +34,8 @@ public enum ResponsePlan: Sendable, Equatable {
             // RFC 9110 §8.8.3: a validator on the 200 only; the upstream's own kept tag needs no holding
             // unless a condition must be evaluated against it here.
             tagged = status == 200 && (!keepTheirs || conditions)
+        case .safeOther:
+            tagged = false
         case .write(let waits):
             refetchWaits = waits
             let hasBody = framing != .none && framing != .length(0)

@@ -93,6 +93,8 @@ extension Relay: UpstreamClientDelegate {
         let asker: ResponsePlan.Asker
         if let noConditions = c.read?.conditions.isEmpty {
             asker = .read(conditions: !noConditions)
+        } else if req.method.isSafe {
+            asker = .safeOther
         } else {
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
             refetch = Refetch.after(
