@@ -54,7 +54,7 @@ public struct EntityTagList: Sendable, Equatable {
     /// A list of these tags.
     public static func tags(_ tags: [EntityTag]) -> EntityTagList { EntityTagList(storage: .list(tags)) }
 
-    /// Whether the list is `*` (an element `*` anywhere makes the whole field `*`).
+    /// Whether the field is `*` (only the whole field may be: a `*` among tags is a malformed element).
     public var isAny: Bool { firstElement { if case .star = $0 { return true } else { return false } } != nil }
 
     /// The tags in order (none for `*`).
@@ -78,8 +78,8 @@ public struct EntityTagList: Sendable, Equatable {
         l.isAny == r.isAny && l.tags == r.tags
     }
 
-    /// Parses a field value (all field lines combined). Lenient: unquoted tags are accepted, as clients send
-    /// them (`If-None-Match: 42e98b…`); elements that are not tags at all are skipped.
+    /// Parses a field value (all field lines combined) by the list grammar (see `scan`): bare unquoted tags are
+    /// accepted, as clients send them (`If-None-Match: 42e98b…`); malformed elements match nothing.
     public static func parse(_ value: some Collection<UInt8>) -> EntityTagList {
         parse(bytes: Array(value))
     }
@@ -122,6 +122,65 @@ public struct EntityTagList: Sendable, Equatable {
         case tag(EntityTag)
     }
 
+    /// The list grammar, exactly (RFC 9110 §5.6.1, §8.8.3, §13.1.1, §13.1.2): `*` alone, or comma-separated
+    /// elements with optional whitespace and empty elements, each `"opaque"` or `W/"opaque"` (etagc bytes only),
+    /// plus one leniency — a bare unquoted tag (`If-None-Match: 42e98b…`, as curl users type it). Anything else in
+    /// an element (`"t"x`, `"t" x`, an unterminated `"t`, a `*` inside a list) makes that element malformed, and a
+    /// malformed element matches nothing: an If-Match made only of them fails (412), never passes.
+    private static func scan(
+        _ p: UnsafeBufferPointer<UInt8>, _ b: [UInt8], _ range: Range<Int>, _ stop: (Element) -> Bool
+    ) -> Element? {
+        func ows(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+        // etagc = %x21 / %x23-7E / obs-text
+        func etagc(_ c: UInt8) -> Bool { c == 0x21 || (c >= 0x23 && c != 0x7F) }
+        var lo = range.lowerBound
+        var hi = range.upperBound
+        while lo < hi, ows(p[lo]) { lo += 1 }
+        while hi > lo, ows(p[hi - 1]) { hi -= 1 }
+        if hi - lo == 1 && p[lo] == UInt8(ascii: "*") { return stop(.star) ? .star : nil }
+        var i = lo
+        while i < hi {
+            while i < hi, ows(p[i]) { i += 1 }
+            if i < hi, p[i] == UInt8(ascii: ",") {  // an empty element
+                i += 1
+                continue
+            }
+            guard i < hi else { break }
+            var weak = false
+            var j = i
+            if j + 1 < hi, p[j] == UInt8(ascii: "W"), p[j + 1] == UInt8(ascii: "/") {
+                weak = true
+                j += 2
+            }
+            var opaque: Range<Int>? = nil
+            if j < hi, p[j] == UInt8(ascii: "\"") {
+                var k = j + 1
+                while k < hi, etagc(p[k]) { k += 1 }
+                if k < hi, p[k] == UInt8(ascii: "\"") {
+                    opaque = (j + 1)..<k
+                    j = k + 1
+                } else {
+                    j = k  // unterminated, or a byte no tag may hold
+                }
+            } else {
+                var k = j
+                while k < hi, etagc(p[k]), p[k] != UInt8(ascii: ",") { k += 1 }
+                // A bare `*` is not a tag (only the whole field may be `*`).
+                if k > j, !(k - j == 1 && p[j] == UInt8(ascii: "*") && !weak) { opaque = j..<k }
+                j = k
+            }
+            while j < hi, ows(p[j]) { j += 1 }
+            // The element must end here: at a comma or at the end of the field.
+            if let r = opaque, j == hi || p[j] == UInt8(ascii: ",") {
+                let element = Element.tag(EntityTag(opaque: b[r], weak: weak))
+                if stop(element) { return element }
+            }
+            while j < hi, p[j] != UInt8(ascii: ",") { j += 1 }  // past a malformed element
+            i = j + 1
+        }
+        return nil
+    }
+
     /// The first list element, in order, for which `stop` is true (one pass, no allocation).
     private func firstElement(_ stop: (Element) -> Bool) -> Element? {
         switch storage {
@@ -132,40 +191,7 @@ public struct EntityTagList: Sendable, Equatable {
             return nil
         case .field(let b, let range):
             return b.withUnsafeBufferPointer { p -> Element? in
-                var i = range.lowerBound
-                let end = range.upperBound
-                func skipSeparators() {
-                    while i < end, p[i] == 0x20 || p[i] == 0x09 || p[i] == 0x2C { i += 1 }
-                }
-                skipSeparators()
-                while i < end {
-                    var weak = false
-                    if i + 1 < end, p[i] == UInt8(ascii: "W"), p[i + 1] == UInt8(ascii: "/") {
-                        weak = true
-                        i += 2
-                    }
-                    var element: Element? = nil
-                    if i < end, p[i] == UInt8(ascii: "\"") {
-                        let start = i + 1
-                        var j = start
-                        while j < end, p[j] != UInt8(ascii: "\"") { j += 1 }
-                        element = .tag(EntityTag(opaque: b[start..<j], weak: weak))
-                        i = min(j + 1, end)
-                    } else {
-                        let start = i
-                        while i < end, p[i] != 0x2C, p[i] != 0x20, p[i] != 0x09 { i += 1 }
-                        if i - start == 1 && p[start] == UInt8(ascii: "*") && !weak {
-                            element = .star
-                        } else if i > start {
-                            element = .tag(EntityTag(opaque: b[start..<i], weak: weak))
-                        }
-                    }
-                    if let element, stop(element) { return element }
-                    // Skip to the next list element.
-                    while i < end, p[i] != 0x2C { i += 1 }
-                    skipSeparators()
-                }
-                return nil
+                Self.scan(p, b, range, stop)
             }
         }
     }

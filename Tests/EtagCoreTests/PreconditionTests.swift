@@ -23,13 +23,13 @@ struct PreconditionTests {
         #expect(EntityTagList.parse("") == .tags([]))
     }
 
-    /// A parsed list is scanned when it is evaluated; a `*` anywhere makes the whole field `*`.
+    /// A parsed list is scanned when it is evaluated; only the whole field may be `*`.
     @Test func listsAreEvaluatedInOnePass() {
         let mixed = EntityTagList.parse("\"x\", *, \"y\"")
-        #expect(mixed.isAny && mixed == .any && mixed.first == nil && mixed.tags.isEmpty)
-        #expect(mixed.ifMatchPasses(current: current))
-        #expect(!mixed.ifNoneMatchPasses(current: current))
-        #expect(!mixed.ifMatchPasses(current: nil) && mixed.ifNoneMatchPasses(current: nil))
+        #expect(!mixed.isAny && mixed.tags == [EntityTag(opaque: [120]), EntityTag(opaque: [121])])
+        #expect(!mixed.ifMatchPasses(current: current), "a * among tags is malformed, not a pass")
+        #expect(mixed.ifNoneMatchPasses(current: current))
+        #expect(EntityTagList.parse("  *  ").isAny)
         let list = EntityTagList.parse(", junk, W/\"abc\", \"q\"")
         #expect(!list.isAny && list.first == EntityTag(opaque: Array("junk".utf8)))
         #expect(!list.ifMatchPasses(current: current), "a weak tag never matches If-Match")
@@ -38,6 +38,40 @@ struct PreconditionTests {
         // A field value inside a larger buffer: only its range is read.
         let head = Array("xx \"abc\" yy".utf8)
         #expect(EntityTagList.parse(bytes: head, in: 3..<8).tags == [current])
+    }
+
+    /// RFC 9110 §8.8.3 / §13.1 exactly, plus bare tags: a malformed element matches nothing, so it never yields a
+    /// 304 or lets a write through.
+    @Test func malformedElementsMatchNothing() {
+        let t = "abc"
+        let cases: [(String, Bool)] = [
+            ("\"\(t)\"", true),
+            (" \"\(t)\" ", true),
+            (",, \"\(t)\" ,", true),
+            ("\"x\",\"\(t)\"", true),
+            ("\"x\" ,\t\"\(t)\"", true),
+            ("\(t)", true),  // bare, as curl users type it
+            ("x, \(t)", true),
+            ("\"\(t)\"x", false),
+            ("\"\(t)\" x", false),
+            ("\"\(t)\"junk, \"z\"", false),
+            ("\"\(t)", false),  // unterminated
+            ("\"\(t)\"\"", false),
+            ("\"a b\", \(t)x", false),  // a space is no etagc; the bare one is another tag
+            ("W/ \"\(t)\"", false),
+            ("\"\(t)\"W/", false),
+            ("*, \"\(t)\"", true),  // the * is malformed; the tag after it still counts
+            ("\"junk, \"\(t)\"", false),  // the quote opened by junk swallows the list up to the next quote
+        ]
+        for (field, matches) in cases {
+            let list = EntityTagList.parse(field)
+            #expect(list.ifMatchPasses(current: current) == matches, "If-Match: \(field)")
+            #expect(list.ifNoneMatchPasses(current: current) == !matches, "If-None-Match: \(field)")
+        }
+        // A weak tag matches If-None-Match (weak comparison) but never If-Match (strong).
+        #expect(!EntityTagList.parse("W/\"\(t)\"").ifMatchPasses(current: current))
+        #expect(!EntityTagList.parse("W/\"\(t)\"").ifNoneMatchPasses(current: current))
+        #expect(EntityTagList.parse("\"a,b\"").tags == [EntityTag(opaque: Array("a,b".utf8))], "a comma is etagc")
     }
 
     @Test func comparison() {

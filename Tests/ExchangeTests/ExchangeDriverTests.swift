@@ -113,6 +113,22 @@ struct ExchangeDriverTests {
         #expect(d.upstreamRequests.count == 3, "the stored tag was not invalidated")
     }
 
+    @Test func aMalformedTagListNeverYieldsA304OrAWrite() throws {
+        let store = Store()
+        let d = try ExchangeDriver(handler: store.handle)
+        defer { d.shutdown() }
+        let c = d.connect()
+        let tag = try #require(c.request("GET /persons/1 HTTP/1.1\r\nHost: a\r\n\r\n")?.header("etag"))
+        for bad in ["\(tag)x", "\(tag) x", "\(tag)junk, \"z\"", String(tag.dropLast())] {
+            let r = c.request("GET /persons/1 HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(bad)\r\n\r\n")
+            #expect(r?.status == 200, "If-None-Match: \(bad)")
+            let w = c.request("PUT /persons/1 HTTP/1.1\r\nHost: a\r\nIf-Match: \(bad)\r\nContent-Length: 2\r\n\r\n{}")
+            #expect(w?.status == 412, "If-Match: \(bad)")
+            #expect(w?.header("etag") == tag)
+        }
+        #expect(store.puts == 0, "no write got through")
+    }
+
     @Test func aWriteWithoutIfMatchGets428WhenRequired() throws {
         let store = Store()
         let d = try ExchangeDriver({ $0.concurrency.enforceIfMatch = true }, handler: store.handle)
