@@ -96,6 +96,10 @@ public enum ConfigKeys {
                 c.forwarding.via = text
                 return nil
             }, render: { $0.forwarding.via }),
+        .bool(
+            "forwarding.drop_underscore_fields", \.forwarding.dropUnderscoreFields,
+            "Request fields whose names hold `_` are not forwarded (like nginx's `underscores_in_headers off`): a backend that folds `_` into `-` cannot be handed a field the proxy did not read (`Transfer_Encoding`)."
+        ),
         .size(
             "etag.max_body", \.etag.maxBody, min: 0,
             "Bodies larger than this stream through unchanged and without an ETag."),

@@ -7,12 +7,21 @@ public final class ForwardingRules: Sendable {
     let upstreamAuthority: [UInt8]
     let basePath: [UInt8]
     let preserveHost: Bool
+    let dropUnderscoreFields: Bool
 
     public init(config: ProxyConfig) {
         via = Array("1.1 \(config.forwarding.via)".utf8)
         upstreamAuthority = Array(config.upstream.authority.utf8)
         basePath = Array(config.upstream.basePath.utf8)
         preserveHost = config.forwarding.preserveHost
+        dropUnderscoreFields = config.forwarding.dropUnderscoreFields
+    }
+
+    /// Whether a field name holds `_` (`forwarding.drop_underscore_fields`).
+    @inline(__always)
+    static func hasUnderscore(_ b: UnsafeRawBufferPointer, _ n: Range<Int>) -> Bool {
+        for i in n where b[i] == UInt8(ascii: "_") { return true }
+        return false
     }
 
     /// RFC 9110 §7.6.1: hop-by-hop fields, never forwarded; plus the fields this proxy rewrites itself.
@@ -111,6 +120,7 @@ public final class ForwardingRules: Sendable {
                     continue
                 }
                 if Self.namedBy(req.connectionOptions, b, f.name) { continue }
+                if dropUnderscoreFields && Self.hasUnderscore(b, f.name) { continue }
                 if dropTagConditions || dropDateConditions,
                     Self.isConditional(b, f.name, tags: dropTagConditions, dates: dropDateConditions)
                 {

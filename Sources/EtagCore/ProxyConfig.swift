@@ -75,6 +75,9 @@ public struct ProxyConfig: Sendable, Equatable {
         public var preserveHost: Bool = false
         /// The pseudonym in Via (RFC 9110 §7.6.3).
         public var via: String = "etag-proxy"
+        /// Request fields whose names hold `_` are not forwarded (nginx's `underscores_in_headers off`): a backend
+        /// that folds `_` into `-` (CGI-style) could read `Transfer_Encoding` as a framing field the proxy did not.
+        public var dropUnderscoreFields: Bool = true
         public init() {}
     }
 

@@ -5,10 +5,11 @@ import Testing
 /// What a forwarded message keeps, drops and gains (RFC 9110 §7.6), table-tested on heads parsed from text.
 @Suite("Forwarding rules: the upstream request head, the fetch head, the client response head, the 304 head")
 struct ForwardingRulesTests {
-    static func rules(base: String = "", preserveHost: Bool = false) -> ForwardingRules {
+    static func rules(base: String = "", preserveHost: Bool = false, dropUnderscores: Bool = true) -> ForwardingRules {
         var c = ProxyConfig()
         c.upstream = UpstreamURL(host: "api", port: 9000, basePath: base)
         c.forwarding.preserveHost = preserveHost
+        c.forwarding.dropUnderscoreFields = dropUnderscores
         return ForwardingRules(config: c)
     }
 
@@ -109,6 +110,18 @@ struct ForwardingRulesTests {
             for h in c.lacks { #expect(!lines.contains(h), "\(c.request) should not send \(h): \(lines)") }
             #expect(String(decoding: out.suffix(4), as: UTF8.self) == "\r\n\r\n")
         }
+    }
+
+    @Test func fieldsWithUnderscoresAreDroppedUnlessAllowed() throws {
+        let head = try Self.request(
+            "POST /p HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nX_Api_Key: k\r\nX-Ok: 1\r\n"
+                + "Content-Length: 0\r\n\r\n")
+        let ip = Array("10.0.0.1".utf8)
+        let dropped = Self.lines(Self.rules().upstreamRequestHead(head, clientIP: ip))
+        #expect(!dropped.contains("Transfer_Encoding: chunked") && !dropped.contains("X_Api_Key: k"))
+        #expect(dropped.contains("X-Ok: 1"))
+        let kept = Self.lines(Self.rules(dropUnderscores: false).upstreamRequestHead(head, clientIP: ip))
+        #expect(kept.contains("X_Api_Key: k"))
     }
 
     @Test func theFetchHeadSeesWhatTheClientSaw() throws {
