@@ -185,6 +185,17 @@ struct ExchangeDriverTests {
         #expect(r.header("content-type") == "application/problem+json")
     }
 
+    @Test func anAnswerCutMidBodyEndsInAResetNotAFIN() throws {
+        let d = try ExchangeDriver({ $0.etag.maxBody = 4 }) { _ in  // 100 bytes announced: streamed
+            .raw(Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".utf8), close: true)
+        }
+        defer { d.shutdown() }
+        let c = d.connect()
+        c.send("GET /cut HTTP/1.0\r\n\r\n")
+        #expect(String(decoding: c.unparsed, as: UTF8.self).hasSuffix("only part"))
+        #expect(c.isClosed && c.peer.connectionReset && !c.peer.connectionShutDown)
+    }
+
     @Test func aRefusedConnectionIs502() throws {
         let d = try ExchangeDriver()
         defer { d.shutdown() }

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Upstream failures: 502, 504, truncated bodies, stale pooled connections", .serialized)
 struct UpstreamFailureTests {
@@ -73,6 +76,33 @@ struct UpstreamFailureTests {
         _ = c.reader.readHead()
         let rest = String(decoding: c.reader.readToEnd(), as: UTF8.self)
         #expect(!rest.contains("0\r\n\r\n"))
+    }
+
+    /// RFC 9112 §6.3 item 8: a close-delimited body ends at the close, so a clean FIN after a cut would pass for
+    /// the whole answer. The proxy resets the connection instead: the client's read fails with ECONNRESET.
+    @Test func aCutCloseDelimitedAnswerEndsInAReset() throws {
+        let up = try TestUpstream { _ in
+            .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8), close: true)
+        }
+        let proxy = try ProxyHarness(upstream: up) { $0.etag.maxBody = 0 }  // streamed, not held
+        defer { proxy.stop() }
+        let c = try proxy.connect()
+        defer { c.close() }
+        c.send("GET /cut HTTP/1.0\r\n\r\n")  // HTTP/1.0: the body goes to it close-delimited
+        var buf = [UInt8](repeating: 0, count: 4096)
+        var received: [UInt8] = []
+        var error: Int32 = 0
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                received += buf[0..<n]
+                continue
+            }
+            if n < 0 { error = errno }
+            break
+        }
+        #expect(String(decoding: received, as: UTF8.self).contains("hello"), "what arrived was relayed")
+        #expect(error == ECONNRESET, "a reset, not a clean end of the body")
     }
 
     @Test func malformedUpstreamResponseGives502() throws {

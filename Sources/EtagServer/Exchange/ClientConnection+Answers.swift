@@ -109,7 +109,9 @@ extension ClientConnection {
             relay = nil
             let nothingSent = r.nothingSent
             r.end()
-            if !nothingSent { return abort() }
+            // Part of the answer is out: a reset, so that a client reading to the close cannot take the cut
+            // for the whole answer (a close-delimited body, RFC 9112 §6.3 item 8).
+            if !nothingSent { return abort(reset: true) }
         }
         record.statusSent = status
         record.keepAliveAfter = record.keepAliveAfter && keepAlive && bodyDone && request != nil
@@ -121,7 +123,7 @@ extension ClientConnection {
     }
 
     /// Drops the exchange and the connection at once (reset mid-body, client gone).
-    func abort() {
+    func abort(reset: Bool = false) {
         if request != nil {
             if record.statusSent == 0 { record.statusSent = 499 }
             worker.exchanges.accessLog.record(self, aborted: true)
@@ -130,6 +132,6 @@ extension ClientConnection {
         } else {
             endExchangeObjects(abandoned: true)
         }
-        close()
+        if reset { closeWithReset() } else { close() }
     }
 }

@@ -139,6 +139,17 @@ final class DeferredWrites {
         return result
     }
 
+    /// Forgets what `c` holds without sending it (a connection closed with a reset): no entry may outlive the
+    /// connection, which goes away in this loop iteration's closing phase, before the next flush.
+    func drop(_ c: TCPConnection) {
+        let me = Unmanaged.passUnretained(c).toOpaque()
+        for i in 0..<state.pointee.entries where entries[i].count > 0 && entries[i].connection.toOpaque() == me {
+            c.deferredBytes -= entries[i].count
+            c.queuedBytes -= entries[i].count
+            entries[i].count = 0
+        }
+    }
+
     /// Sends everything held (the loop is about to poll), then tells each connection whose writes all went
     /// out that it has drained.
     func flush() {

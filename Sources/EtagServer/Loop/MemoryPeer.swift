@@ -13,6 +13,8 @@ final class MemoryPeer {
     private(set) var connectionShutDown = false
     /// The connection closed its handles (with or without a FIN first).
     private(set) var connectionClosed = false
+    /// The connection closed with a reset (an answer cut short).
+    private(set) var connectionReset = false
     weak var connection: TCPConnection?
 
     init() {}
@@ -50,4 +52,5 @@ final class MemoryPeer {
 
     func connectionDidShutDown() { connectionShutDown = true }
     func connectionDidClose() { connectionClosed = true }
+    func connectionDidReset() { connectionReset = true }
 }

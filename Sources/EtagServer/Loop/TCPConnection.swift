@@ -240,6 +240,22 @@ class TCPConnection {
         uv_close(etag_uv_handle(timer), onCloseCallback)
     }
 
+    /// Closes with a TCP reset instead of a FIN (SO_LINGER 0): for an answer cut short, so that a client reading
+    /// to the end of the connection (a close-delimited body) cannot take the cut for a complete answer.
+    final func closeWithReset() {
+        guard !isClosing else { return }
+        if let peer = memoryPeer {
+            peer.connectionDidReset()
+            return close()
+        }
+        isClosing = true
+        isReading = false
+        // Bytes still held are not sent: the reset discards the socket's send buffer anyway.
+        if deferredBytes > 0 { worker.deferredWrites.drop(self) }
+        if uv_tcp_close_reset(tcp, onCloseCallback) != 0 { uv_close(etag_uv_handle(tcp), onCloseCallback) }
+        uv_close(etag_uv_handle(timer), onCloseCallback)
+    }
+
     /// Sends a TCP FIN after queued writes (half-close), then closes.
     final func shutdownThenClose() {
         guard !isClosing else { return }
