@@ -151,6 +151,10 @@ public enum RequestParser {
             throw .bad("malformed request target")
         }
 
+        // RFC 3986 §5.2.4: a "." or ".." segment (also percent-encoded) would climb out of the upstream's base path,
+        // and give one resource two cache keys and two leases; refused rather than resolved.
+        if hasDotSegment(b, pathRange) { throw .bad("dot-segment (. or ..) in the request path") }
+
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is rejected with 400.
         if hostCount > 1 { throw .bad("more than one Host header field") }
         if singletonRepeated {
@@ -170,6 +174,43 @@ public enum RequestParser {
             targetRange: targetRange, pathRange: pathRange, authorityRange: authorityRange, hostRange: hostRange,
             minorVersion: minor, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue,
             connectionOptions: options)
+    }
+
+    /// Whether the path (up to `?`) has a segment that is `.` or `..`, each dot possibly written `%2e`/`%2E`.
+    static func hasDotSegment(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        var i = r.lowerBound
+        let end = r.upperBound
+        // Each segment starts after a '/' (or at the start of a path that does not begin with one).
+        var segmentStart = i
+        while i <= end {
+            let atEnd = i == end || b[i] == UInt8(ascii: "?")
+            if atEnd || b[i] == UInt8(ascii: "/") {
+                if i > segmentStart && isDotSegment(b, segmentStart..<i) { return true }
+                if atEnd { return false }
+                segmentStart = i + 1
+            }
+            i += 1
+        }
+        return false
+    }
+
+    private static func isDotSegment(_ b: UnsafeRawBufferPointer, _ s: Range<Int>) -> Bool {
+        var dots = 0
+        var i = s.lowerBound
+        while i < s.upperBound {
+            if b[i] == UInt8(ascii: ".") {
+                i += 1
+            } else if b[i] == UInt8(ascii: "%"), i + 2 < s.upperBound, b[i + 1] == UInt8(ascii: "2"),
+                b[i + 2] | 0x20 == UInt8(ascii: "e")
+            {
+                i += 3
+            } else {
+                return false
+            }
+            dots += 1
+            if dots > 2 { return false }
+        }
+        return dots >= 1
     }
 
     /// "http://authority/path?query" → (authority, path+query). Nil when not an http(s) absolute URI.

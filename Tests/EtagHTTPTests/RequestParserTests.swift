@@ -130,6 +130,14 @@ struct RequestParserTests {
         "GET / HTTP/1.1\r\nHost: a\r\n\rTransfer-Encoding: chunked\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\n\r\r\nHost: b\r\n\r\n",
         "GET / HTTP/1.1\r\n\rX: 1\r\nHost: a\r\n\r\n",
+        // Dot-segments (RFC 3986 §5.2.4), also percent-encoded, anywhere in the path.
+        "GET /../echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /%2e%2e/echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /%2E./echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a/./b HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a/.. HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a/..?x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://h/a/%2e HTTP/1.1\r\nHost: h\r\n\r\n",
         // Singleton fields repeated (RFC 9110 §5.3: not lists).
         "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nauthorization: a\r\nAUTHORIZATION: a\r\n\r\n",
@@ -138,6 +146,12 @@ struct RequestParserTests {
     ])
     func rejectedWith400(_ raw: String) {
         #expect(status(raw) == 400, "\(raw.debugDescription)")
+    }
+
+    @Test func dotsThatAreNotSegmentsAreFine() throws {
+        for path in ["/a.json", "/.well-known/x", "/a/...", "/a/..b", "/a/%2e%2e%2e", "/a/%2ex", "/a?x=/../", "/a/%2"] {
+            #expect(status("GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n") == nil, "\(path)")
+        }
     }
 
     @Test func unsupportedVersionAndCodings() {

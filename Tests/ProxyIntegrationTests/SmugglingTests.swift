@@ -51,6 +51,8 @@ struct SmugglingTests {
         ("TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400),
         ("TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("missing Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400),
+        ("a dot-segment", "GET /../echo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("an encoded dot-segment", "GET /%2e%2e/echo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         ("duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         ("duplicate Authorization", "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: x\r\nAuthorization: y\r\n\r\n", 400),
         ("invalid Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
