@@ -144,6 +144,10 @@ public enum ConfigKeys {
             "Concurrent GET/HEAD misses for one key on one worker share one upstream fetch (single-flight)."),
         .bool(
             "cache.invalidate_parent", \.cache.invalidateParent, "A successful write to `/a/b` also invalidates `/a`."),
+        .bool(
+            "keys.ignore_trailing_slash", \.keys.ignoreTrailingSlash,
+            "`/a/` and `/a` are one resource for the cache, invalidation and write leases (as repeated slashes always are; the client's Host counts only with `forwarding.preserve_host`)."
+        ),
         .bool("concurrency.enabled", \.concurrency.enabled, "Check If-Match on writes and serialize them at all."),
         .bool(
             "concurrency.enforce_if_match", \.concurrency.enforceIfMatch,

@@ -8,9 +8,18 @@ import EtagHTTP
 /// - The *key digest* names one representation: origin, method class (GET and HEAD share it), Host, path and
 ///   query, the values of the representation-selecting headers (`cache.key_headers`), and of the headers the
 ///   upstream's Vary names.
+///
+/// Both name the resource as the upstream receives it, so that two spellings of one resource share one entry, one
+/// generation and one lease: the client's Host only when it is forwarded (`forwarding.preserve_host`), repeated
+/// slashes as one, and a trailing slash ignored (`keys.ignore_trailing_slash`). Dot-segments never get here (the
+/// parser refuses them).
 public final class CacheKeyBuilder: Sendable {
     let origin: [UInt8]
     let keyHeaders: [[UInt8]]
+    /// The client's Host is part of the keys (only when it is sent upstream).
+    let includeHost: Bool
+    /// `/a/` and `/a` are one resource.
+    let ignoreTrailingSlash: Bool
     /// What every key's material starts with: a format mark and the first 8 bytes of SHA-1(origin). The origin
     /// comes from the config, not from clients, so a digest prefix separates upstreams as well as the whole
     /// string would — and keeps a typical request's key material inside one SHA-1 block.
@@ -21,8 +30,10 @@ public final class CacheKeyBuilder: Sendable {
     /// At most this many `cache.key_headers` (each is named by a one-byte index in the key material).
     public static let maxKeyHeaders = 64
 
-    public init(origin: String, keyHeaders: [String]) {
+    public init(origin: String, keyHeaders: [String], includeHost: Bool = true, ignoreTrailingSlash: Bool = false) {
         precondition(keyHeaders.count <= Self.maxKeyHeaders, "at most \(Self.maxKeyHeaders) key headers")
+        self.includeHost = includeHost
+        self.ignoreTrailingSlash = ignoreTrailingSlash
         self.origin = Array(origin.utf8)
         self.keyHeaders = keyHeaders.map { Array($0.lowercased().utf8) }
         let originDigest = SHA1Hasher().hash(self.origin)
@@ -41,15 +52,18 @@ public final class CacheKeyBuilder: Sendable {
     /// The URI digest of `path` (query ignored) on `host`: two FNV-1a 64-bit hashes. It only indexes the
     /// generation counters and lease stripes, where a collision costs an extra invalidation or a shared lease,
     /// never a wrong answer — so it needs no cryptographic hash (the key digest, which does, is SHA-1).
-    public func uriDigest(host: some Collection<UInt8>, path: some Collection<UInt8>) -> Digest20 {
+    public func uriDigest(host: some Collection<UInt8>, path: [UInt8]) -> Digest20 {
+        uriDigest(host: host, path: path[...])
+    }
+
+    public func uriDigest(host: some Collection<UInt8>, path: ArraySlice<UInt8>) -> Digest20 {
         var (h1, h2) = uriSeed
-        for c in host { Self.mix(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0), &h1, &h2) }
+        if includeHost { for c in host { Self.mix(c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0), &h1, &h2) } }
         Self.mix(0, &h1, &h2)
         var any = false
-        for c in path {
-            if c == UInt8(ascii: "?") { break }
-            Self.mix(c, &h1, &h2)
-            any = true
+        _ = canonicalPath(path) { run in
+            for c in run { Self.mix(c, &h1, &h2) }
+            any = any || !run.isEmpty
         }
         if !any { Self.mix(UInt8(ascii: "/"), &h1, &h2) }
         return Digest20(a: h1, b: h2, c: UInt32(truncatingIfNeeded: (h1 >> 32) ^ h2))
@@ -59,6 +73,35 @@ public final class CacheKeyBuilder: Sendable {
     public func uriDigest(_ req: RequestHead) -> Digest20 {
         let b = req.head.bytes
         return uriDigest(host: req.hostRange.map { b[$0] } ?? b[0..<0], path: b[req.pathRange])
+    }
+
+    /// The path before `?` as the keys see it, handed to `emit` in runs (one run for a path with nothing to
+    /// change, so the usual case costs one hash update): repeated slashes as one, a trailing slash dropped when
+    /// `ignoreTrailingSlash` (but `/` stays `/`). Returns where the query starts (`path.endIndex` without one).
+    func canonicalPath(_ path: ArraySlice<UInt8>, _ emit: (ArraySlice<UInt8>) -> Void) -> Int {
+        let slash = UInt8(ascii: "/")
+        let end = path.firstIndex(of: UInt8(ascii: "?")) ?? path.endIndex
+        var runStart = path.startIndex
+        var i = path.startIndex
+        while i < end {
+            guard path[i] == slash else {
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while j < end, path[j] == slash { j += 1 }
+            if j == end && ignoreTrailingSlash && i > path.startIndex {
+                emit(path[runStart..<i])  // the trailing slash (or slashes) dropped
+                return end
+            }
+            if j > i + 1 {  // one slash kept of several
+                emit(path[runStart..<(i + 1)])
+                runStart = j
+            }
+            i = j
+        }
+        if runStart < end { emit(path[runStart..<end]) }
+        return end
     }
 
     /// The key digest of a GET/HEAD request; `vary` adds the values of extra Vary-named fields; `path`
@@ -73,10 +116,16 @@ public final class CacheKeyBuilder: Sendable {
     ) -> Digest20 {
         let b = req.head.bytes
         hasher.update(keyPrefix)
-        if let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
+        if includeHost, let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
         hasher.update("\0")
         let target = path.map { $0[...] } ?? b[req.pathRange]
-        if target.isEmpty { hasher.update("/") } else { Self.update(hasher, target) }
+        var any = false
+        let query = canonicalPath(target) { run in
+            if !run.isEmpty { Self.update(hasher, run) }
+            any = any || !run.isEmpty
+        }
+        if !any { hasher.update("/") }
+        if query < target.endIndex { Self.update(hasher, target[query...]) }
         for (i, name) in keyHeaders.enumerated() {
             updateField(hasher, req.head, name, mark: UInt8(i + 1))
         }

@@ -16,6 +16,7 @@ public struct ProxyConfig: Sendable, Equatable {
     public var forwarding = Forwarding()
     public var etag = ETag()
     public var cache = Cache()
+    public var keys = Keys()
     public var concurrency = Concurrency()
 
     public init() {}
@@ -94,6 +95,13 @@ public struct ProxyConfig: Sendable, Equatable {
         public var invalidateParent: Bool = true
         /// Concurrent misses for one key on one worker share one upstream fetch (single-flight).
         public var collapse: Bool = true
+        public init() {}
+    }
+
+    /// How the cache keys, invalidation and write leases name a resource.
+    public struct Keys: Sendable, Equatable {
+        /// `/persons/9/` and `/persons/9` are one resource (JSON APIs almost always mean one by both).
+        public var ignoreTrailingSlash: Bool = true
         public init() {}
     }
 

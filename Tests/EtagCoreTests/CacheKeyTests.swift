@@ -57,6 +57,33 @@ struct CacheKeyTests {
         #expect(try key("", target: "/p?a") != key("", target: "/p%3Fa"))
     }
 
+    /// Keys name the resource as the upstream receives it: one entry, generation and lease per resource.
+    @Test func spellingsOfOneResourceShareTheirKeys() throws {
+        let keys = CacheKeyBuilder(
+            origin: "http://u", keyHeaders: [], includeHost: false, ignoreTrailingSlash: true)
+        func k(_ target: String, host: String = "a") throws -> (Digest20, Digest20) {
+            let r = try request("GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            return (keys.keyDigest(r, hasher: hasher), keys.uriDigest(r))
+        }
+        let base = try k("/persons/9")
+        for same in ["/persons/9/", "//persons/9", "/persons//9", "/persons/9//"] {
+            #expect(try k(same) == base, "\(same)")
+        }
+        #expect(try k("/persons/9", host: "b") == base, "Host is not forwarded, so it is not in the keys")
+        #expect(try k("/persons/9?x=1").0 == k("/persons/9/?x=1").0, "the query follows the canonical path")
+        #expect(try k("/persons/9?x=1").1 == base.1, "the URI digest ignores the query")
+        #expect(try k("/persons/9?x=1").0 != base.0)
+        #expect(try k("/") == k("//"))
+        #expect(try k("/persons") != base)
+        #expect(try k("/persons/9?a=//") != k("/persons/9?a=/"), "the query is not canonicalized")
+        let strict = CacheKeyBuilder(origin: "http://u", keyHeaders: [], includeHost: true, ignoreTrailingSlash: false)
+        let a = try request("GET /p HTTP/1.1\r\nHost: a\r\n\r\n")
+        let slash = try request("GET /p/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        let b = try request("GET /p HTTP/1.1\r\nHost: b\r\n\r\n")
+        #expect(strict.uriDigest(a) != strict.uriDigest(slash), "keys.ignore_trailing_slash: false")
+        #expect(strict.uriDigest(a) != strict.uriDigest(b), "with preserve_host the Host names the resource")
+    }
+
     @Test func parents() {
         #expect(CacheKeyBuilder.parent(of: Array("/persons/1".utf8)) == Array("/persons".utf8))
         #expect(CacheKeyBuilder.parent(of: Array("/persons/1/".utf8)) == Array("/persons".utf8))

@@ -197,11 +197,12 @@ final class DrivenClient {
         self.driver = driver
     }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    /// Sends bytes; `run: false` leaves the loop unturned, so that several clients' requests are in flight at once.
+    func send(_ text: String, run: Bool = true) { send(Array(text.utf8), run: run) }
 
-    func send(_ bytes: [UInt8]) {
+    func send(_ bytes: [UInt8], run: Bool = true) {
         peer.send(bytes)
-        driver.run()
+        if run { driver.run() }
     }
 
     /// The next complete response written so far (nil if none); `head` for a response to HEAD.

@@ -154,6 +154,43 @@ struct ExchangeDriverTests {
         #expect(store.puts == 1, "exactly one write reaches the upstream")
     }
 
+    @Test func writersThroughEverySpellingOfOneResourceHaveOneWinner() throws {
+        let store = Store()
+        let d = try ExchangeDriver(handler: store.handle)
+        defer { d.shutdown() }
+        let tag = try expectedETag(ExchangeDriverTests.body)
+        let spellings = [("a", "/persons/9"), ("b", "/persons/9"), ("a", "/persons/9/"), ("b", "//persons/9")]
+        let clients = (0..<20).map { _ in d.connect() }
+        for (i, c) in clients.enumerated() {
+            let (host, path) = spellings[i % spellings.count]
+            c.send(
+                "PUT \(path) HTTP/1.1\r\nHost: \(host)\r\nIf-Match: \(tag)\r\nContent-Length: 2\r\n\r\n\(i % 10)\(i)",
+                run: false)  // all twenty in flight before the loop turns
+        }
+        d.advance(ms: 300)  // the queued writers' lease polls
+        let statuses = clients.compactMap { $0.response()?.status }
+        #expect(statuses.count == 20)
+        #expect(statuses.filter { $0 == 204 }.count == 1, "one winner: \(statuses)")
+        #expect(store.puts == 1, "exactly one write reaches the upstream")
+    }
+
+    @Test func aWriteThroughOneHostInvalidatesTheTagSeenThroughAnother() throws {
+        let store = Store()
+        let d = try ExchangeDriver(handler: store.handle)
+        defer { d.shutdown() }
+        let c = d.connect()
+        let old = try #require(c.request("GET /persons/5 HTTP/1.1\r\nHost: b\r\n\r\n")?.header("etag"))
+        let w = c.request("PUT /persons/5 HTTP/1.1\r\nHost: a\r\nIf-Match: \(old)\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(w?.status == 204)
+        let r = c.request("GET /persons/5 HTTP/1.1\r\nHost: b\r\nIf-None-Match: \(old)\r\n\r\n")
+        #expect(r?.status == 200, "not a stale 304 for the old tag")
+        let old6 = try #require(c.request("GET /persons/6/ HTTP/1.1\r\nHost: a\r\n\r\n")?.header("etag"))
+        let w6 = c.request("PUT /persons/6 HTTP/1.1\r\nHost: a\r\nIf-Match: \(old6)\r\nContent-Length: 2\r\n\r\n[]")
+        #expect(w6?.status == 204)
+        let r6 = c.request("GET /persons/6/ HTTP/1.1\r\nHost: a\r\nIf-None-Match: \(old6)\r\n\r\n")
+        #expect(r6?.status == 200, "the trailing-slash spelling was invalidated too")
+    }
+
     @Test func concurrentMissesShareOneFetch() throws {
         let d = try ExchangeDriver(handler: { _ in .hold })
         defer { d.shutdown() }

@@ -48,7 +48,10 @@ final class ExchangeSettings: Sendable {
         etagAfterWrite = config.concurrency.etagAfterWrite
         leaseTTL = config.concurrency.leaseTTL
         leaseWait = config.concurrency.leaseWait
-        keyBuilder = CacheKeyBuilder(origin: config.upstream.description, keyHeaders: config.cache.keyHeaders)
+        // Keys name the resource as the upstream receives it: the client's Host only when it is forwarded.
+        keyBuilder = CacheKeyBuilder(
+            origin: config.upstream.description, keyHeaders: config.cache.keyHeaders,
+            includeHost: config.forwarding.preserveHost, ignoreTrailingSlash: config.keys.ignoreTrailingSlash)
         keyHeaders = config.cache.keyHeaders.map { Array($0.utf8) }
     }
 }
