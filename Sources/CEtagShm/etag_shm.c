@@ -62,7 +62,7 @@ static int map_fd(int fd, uint64_t size, void **base) {
     return 0;
 }
 
-int etag_region_open(const char *name, uint64_t size, void **base, int *created) {
+int etag_region_open(const char *name, uint64_t size, void **base, int *created, uint32_t *owner, uint32_t *mode) {
     if (size < 256 * 1024) return -EINVAL;
     for (int attempt = 0; attempt < 4; attempt++) {
         int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -82,7 +82,7 @@ int etag_region_open(const char *name, uint64_t size, void **base, int *created)
             return 0;
         }
         if (errno != EEXIST) return -errno;
-        fd = shm_open(name, O_RDWR, 0600);
+        fd = shm_open(name, O_RDWR | O_NOFOLLOW, 0600);
         if (fd < 0) {
             if (errno == ENOENT) continue;  // unlinked meanwhile: create it
             return -errno;
@@ -92,6 +92,14 @@ int etag_region_open(const char *name, uint64_t size, void **base, int *created)
             int e = errno;
             close(fd);
             return -e;
+        }
+        // A region someone else made (another user, or readable/writable by others) is never used: whoever can
+        // write it could hold every write lease or plant tags. Checked on the open descriptor, so no rename race.
+        if (st.st_uid != geteuid() || (st.st_mode & 0777) != 0600 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            *owner = (uint32_t)st.st_uid;
+            *mode = (uint32_t)(st.st_mode & 07777);
+            return ETAG_REGION_FOREIGN;
         }
         if ((uint64_t)st.st_size == size) {
             int rc = map_fd(fd, size, base);

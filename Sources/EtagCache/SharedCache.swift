@@ -33,11 +33,16 @@ public struct CacheEntry: Sendable, Equatable {
     public func isFresh(now: UInt64) -> Bool { now < expiresNs }
 }
 
-public enum SharedCacheError: Error, CustomStringConvertible {
+public enum SharedCacheError: Error, CustomStringConvertible, Equatable {
     case open(String, Int32)
+    /// The region exists but is not this user's with mode 0600: never used.
+    case foreign(String, owner: UInt32, mode: UInt32)
     public var description: String {
         switch self {
         case .open(let n, let e): return "cannot open the shared-memory cache region \(n): errno \(-e)"
+        case .foreign(let n, let owner, let mode):
+            return "the shared-memory region \(n) belongs to uid \(owner) with mode \(String(mode, radix: 8)), "
+                + "not to this user with mode 600: refused (remove /dev/shm\(n) or set cache.name)"
         }
     }
 }
@@ -67,7 +72,10 @@ public final class SharedCache: @unchecked Sendable {
     public init(name: String, size: Int) throws {
         var b: UnsafeMutableRawPointer? = nil
         var created: Int32 = 0
-        let rc = etag_region_open(name, UInt64(size), &b, &created)
+        var owner: UInt32 = 0
+        var mode: UInt32 = 0
+        let rc = etag_region_open(name, UInt64(size), &b, &created, &owner, &mode)
+        if rc == ETAG_REGION_FOREIGN { throw SharedCacheError.foreign(name, owner: owner, mode: mode) }
         guard rc == 0, let b else { throw SharedCacheError.open(name, rc) }
         self.name = name
         self.size = size

@@ -153,6 +153,30 @@ struct SharedCacheTests {
         group.wait()
         #expect(!torn.isSet)
     }
+
+    /// A region another user made, or one others may read or write, is refused — never mapped and used.
+    @Test func aForeignRegionIsRefused() throws {
+        let size = 1024 * 1024
+        for variant in ["mode 0666", "another owner"] {
+            let name = Self.uniqueName()
+            defer { SharedCache.unlink(name: name) }
+            // Made in advance as a hostile neighbour would: a well-formed region, left open to others.
+            _ = try SharedCache(name: name, size: size)
+            let path = "/dev/shm" + name
+            if variant == "mode 0666" {
+                #expect(chmod(path, 0o666) == 0)
+            } else {
+                guard geteuid() == 0 else { continue }  // only root can give a file away
+                #expect(chown(path, 65534, 65534) == 0)
+            }
+            #expect(throws: SharedCacheError.self, "\(variant)") { _ = try SharedCache(name: name, size: size) }
+            do {
+                _ = try SharedCache(name: name, size: size)
+            } catch let e as SharedCacheError {
+                #expect(e.description.contains("refused"), "\(e)")
+            }
+        }
+    }
 }
 
 final class ManagedAtomicFlag: @unchecked Sendable {

@@ -51,7 +51,9 @@ typedef struct {
 /// Opens (or creates, mode 0600) the named POSIX shared-memory region of `size` bytes and maps it.
 /// A region whose header does not match this layout and size is unlinked and made anew.
 /// Returns 0 and sets *base, or -errno. *created tells whether this call built the region.
-int etag_region_open(const char *name, uint64_t size, void **base, int *created);
+int etag_region_open(const char *name, uint64_t size, void **base, int *created, uint32_t *owner, uint32_t *mode);
+/// etag_region_open's answer for a region not owned by this user with mode 0600 (*owner and *mode say whose).
+#define ETAG_REGION_FOREIGN (-100000)
 void etag_region_close(void *base, uint64_t size);
 int etag_region_unlink(const char *name);
 /// Builds a region header in place for `size` bytes (for a region this process created).
