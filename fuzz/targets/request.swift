@@ -1,0 +1,31 @@
+// libFuzzer target: the request parser and the request body decoder (EtagHTTP).
+// Invariants beyond "no crash": a complete head holds no bare CR and no NUL; parsing the consumed prefix again
+// gives the same head; a body decoder never reports data outside the buffer or moves backwards.
+import EtagHTTP
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let buf = UnsafeRawBufferPointer(start: data, count: size)
+    guard case .complete(let head, let used)? = try? RequestParser.parse(buf, limits: HTTPLimits()) else { return 0 }
+    precondition(used > 0 && used <= size)
+    let bytes = head.head.bytes
+    for (i, c) in bytes.enumerated() {
+        precondition(c != 0, "NUL in a parsed head")
+        if c == 0x0D { precondition(i + 1 < bytes.count && bytes[i + 1] == 0x0A, "bare CR in a parsed head") }
+    }
+    let again = try? RequestParser.parse(UnsafeRawBufferPointer(rebasing: buf[0..<used]), limits: HTTPLimits())
+    guard case .complete(let h2, let used2)? = again else { preconditionFailure("the head does not parse again") }
+    precondition(used2 == used && h2.method == head.method && h2.framing == head.framing)
+    precondition(h2.targetString == head.targetString && h2.hostString == head.hostString)
+    var decoder = BodyDecoder(request: head.framing, maxTrailerSize: 1024)
+    var at = used
+    var steps = 0
+    while steps < 100_000, let (event, next) = try? decoder.next(buf, at: at) {
+        precondition(next >= at && next <= size, "the decoder moved outside the buffer")
+        if case .data(let r) = event { precondition(r.lowerBound >= at && r.upperBound <= next) }
+        if event == .needMore || event == .end { break }
+        at = next
+        steps += 1
+    }
+    return 0
+}

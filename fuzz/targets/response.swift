@@ -1,0 +1,27 @@
+// libFuzzer target: the response parser and the response body decoder (what the upstream client runs).
+import EtagHTTP
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzResponse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let methods: [HTTPMethod] = [.get, .head, .put, .post]
+    let method = methods[Int(data[0]) % methods.count]
+    let buf = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
+    let limits = HTTPLimits()
+    guard case .complete(let head, let used)? = try? ResponseParser.parse(buf, requestMethod: method, limits: limits)
+    else { return 0 }
+    precondition(used > 0 && used <= buf.count)
+    precondition(head.status >= 100 && head.status <= 999)
+    if method == .head || head.status == 204 || head.status == 304 { precondition(head.framing == .none) }
+    var decoder = BodyDecoder(response: head.framing, maxTrailerSize: 1024)
+    var at = used
+    var steps = 0
+    while steps < 100_000, let (event, next) = try? decoder.next(buf, at: at) {
+        precondition(next >= at && next <= buf.count)
+        if case .data(let r) = event { precondition(r.lowerBound >= at && r.upperBound <= next) }
+        if event == .needMore || event == .end { break }
+        at = next
+        steps += 1
+    }
+    return 0
+}

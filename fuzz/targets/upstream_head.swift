@@ -1,0 +1,32 @@
+// libFuzzer target: the head sent upstream (ForwardingRules), for every request the parser accepts.
+// Invariants: origin-form inside the base path, exactly one Host, no hop-by-hop field, and the head parses.
+import EtagCore
+import EtagHTTP
+
+let rules: ForwardingRules = {
+    var c = ProxyConfig()
+    c.upstream = UpstreamURL(host: "api", port: 9000, basePath: "/base")
+    return ForwardingRules(config: c)
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzUpstreamHead(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let buf = UnsafeRawBufferPointer(start: data, count: size)
+    guard case .complete(let req, _)? = try? RequestParser.parse(buf, limits: HTTPLimits()) else { return 0 }
+    let out = rules.upstreamRequestHead(req, clientIP: Array("10.0.0.1".utf8))
+    // The proxy adds up to four fields (X-Forwarded-*, Via) and some bytes to what it accepted.
+    let upstreamLimits = HTTPLimits(maxHeadSize: 64 * 1024, maxHeaderCount: 100 + 4)
+    guard case .complete(let sent, let used)? = try? out.withUnsafeBytes({ try RequestParser.parse($0, limits: upstreamLimits) })
+    else { preconditionFailure("the upstream head does not parse: \(String(decoding: out, as: UTF8.self))") }
+    precondition(used == out.count)
+    let target = sent.targetString
+    precondition(target == "/base" || target.hasPrefix("/base/") || target.hasPrefix("/base?"), "target \(target)")
+    precondition(!target.hasPrefix("/base?"), "a query straight after the base path: \(target)")
+    precondition(sent.hostString == "api:9000")
+    let names = sent.head.fields.map { sent.head.string($0.name).lowercased() }
+    for hop in ["connection", "keep-alive", "te", "upgrade", "proxy-connection", "proxy-authorization"] {
+        precondition(!names.contains(hop), "hop-by-hop \(hop) forwarded")
+    }
+    precondition(names.filter { $0 == "host" }.count == 1)
+    return 0
+}
