@@ -96,14 +96,20 @@ public final class ForwardingRules: Sendable {
         var w = ByteWriter(capacity: block.bytes.count + 160)
         if asGet { w.append("GET") } else { w.append(block.bytes, req.methodRange) }
         w.append(" ")
-        w.append(bytes: basePath)
-        if req.pathRange.isEmpty {
-            w.append("/")
-        } else if block.bytes[req.pathRange.lowerBound] == UInt8(ascii: "?") {
-            w.append("/")
-            w.append(block.bytes, req.pathRange)
+        let path = req.pathRange
+        if req.method == .options, path.count == 1, block.bytes[path.lowerBound] == UInt8(ascii: "*") {
+            // RFC 9110 §9.3.7: `OPTIONS *` asks about the server, not a resource: it stays `*` (never `/base*`).
+            w.append("*")
         } else {
-            w.append(block.bytes, req.pathRange)
+            w.append(bytes: basePath)
+            if path.isEmpty {
+                w.append("/")
+            } else if block.bytes[path.lowerBound] == UInt8(ascii: "?") {
+                w.append("/")
+                w.append(block.bytes, path)
+            } else {
+                w.append(block.bytes, path)
+            }
         }
         w.append(" HTTP/1.1\r\nHost: ")
         if preserveHost, let h = req.hostRange {

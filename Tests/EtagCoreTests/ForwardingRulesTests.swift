@@ -63,6 +63,8 @@ struct ForwardingRulesTests {
             .init(
                 request: "GET http://m:?b HTTP/1.1\r\nHost: m\r\n\r\n", base: "/api", startLine: "GET /api/?b HTTP/1.1"),
             .init(request: "GET http://m?b HTTP/1.1\r\nHost: m\r\n\r\n", startLine: "GET /?b HTTP/1.1"),
+            // OPTIONS * asks about the server: never /base* (found by fuzzing the upstream head builder).
+            .init(request: "OPTIONS * HTTP/1.1\r\nHost: m\r\n\r\n", base: "/api", startLine: "OPTIONS * HTTP/1.1"),
             // HTTP/1.0 clients are forwarded as HTTP/1.1; preserve_host keeps the client's Host.
             .init(
                 request: "GET / HTTP/1.0\r\nHost: c\r\n\r\n", preserveHost: true, startLine: "GET / HTTP/1.1",
