@@ -19,8 +19,14 @@ public func fuzzCacheKey(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         return h
     }
     guard let a = head(path), let b = head("/" + path + "/"), let q = head(path + "?x=1") else { return 0 }
-    precondition(keys.uriDigest(a) == keys.uriDigest(b), "\(path): slashes split the URI digest")
-    precondition(keys.keyDigest(a, hasher: hasher) == keys.keyDigest(b, hasher: hasher), "\(path): slashes split the key")
-    precondition(keys.uriDigest(a) == keys.uriDigest(q), "\(path): the query changed the URI digest")
+    check(keys.uriDigest(a) == keys.uriDigest(b), "\(path): slashes split the URI digest")
+    check(keys.keyDigest(a, hasher: hasher) == keys.keyDigest(b, hasher: hasher), "\(path): slashes split the key")
+    check(keys.uriDigest(a) == keys.uriDigest(q), "\(path): the query changed the URI digest")
     return 0
+}
+
+/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
+@inline(__always)
+private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
+    if !condition() { fatalError("invariant failed: \(message())") }
 }

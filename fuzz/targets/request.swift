@@ -7,25 +7,31 @@ import EtagHTTP
 public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let buf = UnsafeRawBufferPointer(start: data, count: size)
     guard case .complete(let head, let used)? = try? RequestParser.parse(buf, limits: HTTPLimits()) else { return 0 }
-    precondition(used > 0 && used <= size)
+    check(used > 0 && used <= size)
     let bytes = head.head.bytes
     for (i, c) in bytes.enumerated() {
-        precondition(c != 0, "NUL in a parsed head")
-        if c == 0x0D { precondition(i + 1 < bytes.count && bytes[i + 1] == 0x0A, "bare CR in a parsed head") }
+        check(c != 0, "NUL in a parsed head")
+        if c == 0x0D { check(i + 1 < bytes.count && bytes[i + 1] == 0x0A, "bare CR in a parsed head") }
     }
     let again = try? RequestParser.parse(UnsafeRawBufferPointer(rebasing: buf[0..<used]), limits: HTTPLimits())
-    guard case .complete(let h2, let used2)? = again else { preconditionFailure("the head does not parse again") }
-    precondition(used2 == used && h2.method == head.method && h2.framing == head.framing)
-    precondition(h2.targetString == head.targetString && h2.hostString == head.hostString)
+    guard case .complete(let h2, let used2)? = again else { fatalError("the head does not parse again") }
+    check(used2 == used && h2.method == head.method && h2.framing == head.framing)
+    check(h2.targetString == head.targetString && h2.hostString == head.hostString)
     var decoder = BodyDecoder(request: head.framing, maxTrailerSize: 1024)
     var at = used
     var steps = 0
     while steps < 100_000, let (event, next) = try? decoder.next(buf, at: at) {
-        precondition(next >= at && next <= size, "the decoder moved outside the buffer")
-        if case .data(let r) = event { precondition(r.lowerBound >= at && r.upperBound <= next) }
+        check(next >= at && next <= size, "the decoder moved outside the buffer")
+        if case .data(let r) = event { check(r.lowerBound >= at && r.upperBound <= next) }
         if event == .needMore || event == .end { break }
         at = next
         steps += 1
     }
     return 0
+}
+
+/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
+@inline(__always)
+private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
+    if !condition() { fatalError("invariant failed: \(message())") }
 }

@@ -17,20 +17,26 @@ public func fuzzUpstreamHead(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     // The proxy adds up to four fields (X-Forwarded-*, Via) and some bytes to what it accepted.
     let upstreamLimits = HTTPLimits(maxHeadSize: 64 * 1024, maxHeaderCount: 100 + 4)
     guard case .complete(let sent, let used)? = try? out.withUnsafeBytes({ try RequestParser.parse($0, limits: upstreamLimits) })
-    else { preconditionFailure("the upstream head does not parse: \(String(decoding: out, as: UTF8.self))") }
-    precondition(used == out.count)
+    else { fatalError("the upstream head does not parse: \(String(decoding: out, as: UTF8.self))") }
+    check(used == out.count)
     // Bytes, not String: a target may hold bytes above 0x7F, and a combining mark after "/" would make the
     // string's first grapheme differ.
     let target = Array(sent.head.bytes[sent.targetRange])
     let base = Array("/base".utf8)
     if target == [UInt8(ascii: "*")] { return 0 }  // OPTIONS * (the server as a whole)
-    precondition(target.starts(with: base), "target outside the base path")
-    precondition(target.count == base.count || target[base.count] == UInt8(ascii: "/"), "target outside /base/")
-    precondition(sent.hostString == "api:9000")
+    check(target.starts(with: base), "target outside the base path")
+    check(target.count == base.count || target[base.count] == UInt8(ascii: "/"), "target outside /base/")
+    check(sent.hostString == "api:9000")
     let names = sent.head.fields.map { sent.head.string($0.name).lowercased() }
     for hop in ["connection", "keep-alive", "te", "upgrade", "proxy-connection", "proxy-authorization"] {
-        precondition(!names.contains(hop), "hop-by-hop \(hop) forwarded")
+        check(!names.contains(hop), "hop-by-hop \(hop) forwarded")
     }
-    precondition(names.filter { $0 == "host" }.count == 1)
+    check(names.filter { $0 == "host" }.count == 1)
     return 0
+}
+
+/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
+@inline(__always)
+private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
+    if !condition() { fatalError("invariant failed: \(message())") }
 }
