@@ -24,9 +24,3 @@ public func fuzzCacheKey(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     check(keys.uriDigest(a) == keys.uriDigest(q), "\(path): the query changed the URI digest")
     return 0
 }
-
-/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
-@inline(__always)
-private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
-    if !condition() { fatalError("invariant failed: \(message())") }
-}

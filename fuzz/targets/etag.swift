@@ -20,9 +20,3 @@ public func fuzzETag(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = list.first
     return 0
 }
-
-/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
-@inline(__always)
-private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
-    if !condition() { fatalError("invariant failed: \(message())") }
-}

@@ -14,20 +14,6 @@ public func fuzzResponse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     check(head.status >= 100 && head.status <= 999)
     if method == .head || head.status == 204 || head.status == 304 { check(head.framing == .none) }
     var decoder = BodyDecoder(response: head.framing, maxTrailerSize: 1024)
-    var at = used
-    var steps = 0
-    while steps < 100_000, let (event, next) = try? decoder.next(buf, at: at) {
-        check(next >= at && next <= buf.count)
-        if case .data(let r) = event { check(r.lowerBound >= at && r.upperBound <= next) }
-        if event == .needMore || event == .end { break }
-        at = next
-        steps += 1
-    }
+    walkBody(&decoder, buf, from: used)
     return 0
-}
-
-/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
-@inline(__always)
-private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
-    if !condition() { fatalError("invariant failed: \(message())") }
 }

@@ -34,9 +34,3 @@ public func fuzzUpstreamHead(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     check(names.filter { $0 == "host" }.count == 1)
     return 0
 }
-
-/// An invariant: unlike `precondition`, its message survives `-O`, so the crash report names what failed.
-@inline(__always)
-private func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "") {
-    if !condition() { fatalError("invariant failed: \(message())") }
-}
