@@ -60,4 +60,20 @@ struct CommandLineTests {
         #expect(r.status == 1)
         #expect(r.err.contains("cannot listen on 127.0.0.1:\(port)"))
     }
+
+    /// A shared region made in advance and left writable by others is refused at start, with a clear error.
+    @Test func aForeignRegionIsAClearStartupError() throws {
+        let name = String(uniqueRegionName().dropFirst())
+        let path = "/dev/shm/" + name
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 16 * 1024 * 1024)))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(chmod(path, 0o666) == 0)
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let config = try writeConfig(
+            "listen: 127.0.0.1:0\nupstream: http://127.0.0.1:\(up.port)\ncache:\n  name: \(name)\n")
+        let r = try runProcess(try proxyBinary(), ["--config", config])
+        #expect(r.status != 0)
+        #expect(r.err.contains("refused"), "\(r.err)")
+    }
 }
