@@ -30,7 +30,8 @@ let package = Package(
         // The shared-memory table of ETags (and, later, write leases) behind a small Swift API.
         .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShm"]),
         // libuv wiring: workers, listeners, client and upstream connections.
-        .target(name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim"]),
+        .target(
+            name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim", "CEtagShm"]),
         .executableTarget(
             name: "etag-proxy",
             dependencies: [

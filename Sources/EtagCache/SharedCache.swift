@@ -171,6 +171,17 @@ public final class SharedCache: @unchecked Sendable {
         return evicts
     }
 
+    /// Slots holding a live (unexpired) entry: one pass over the table with seqlock reads, for a metrics scrape.
+    public func liveEntries() -> Int {
+        let now = Self.now
+        var p = etag_payload()
+        var n = 0
+        for i in 0..<slotCount where etag_slot_read(slots + i, &p) != 0 {
+            if p.flags & ETAG_SLOT_USED != 0 && p.expires_ns > now { n += 1 }
+        }
+        return n
+    }
+
     /// Marks every slot of `key`'s bucket as being written since `startedNs` — what a writer killed in the middle
     /// of its copy leaves behind. For tests.
     func simulateInterruptedWrites(key: Digest20, startedNs: UInt64) {
@@ -222,22 +233,4 @@ public final class SharedCache: @unchecked Sendable {
         p.fields = e.fieldsDigest
         return p
     }
-}
-
-/// Process-local counters for the metrics endpoint to come; updated with relaxed atomics from every worker.
-public final class CacheCounters: @unchecked Sendable {
-    public enum Counter: Int, CaseIterable, Sendable {
-        case notModifiedFromCache, notModifiedAfterUpstream, hashed200, stored, evicted, invalidated
-    }
-    private let words: UnsafeMutablePointer<UInt64>
-
-    public init() {
-        words = .allocate(capacity: Counter.allCases.count)
-        words.initialize(repeating: 0, count: Counter.allCases.count)
-    }
-
-    deinit { words.deallocate() }
-
-    public func add(_ c: Counter, _ n: UInt64 = 1) { _ = etag_add64(words + c.rawValue, n) }
-    public func value(_ c: Counter) -> UInt64 { etag_load64(words + c.rawValue) }
 }

@@ -184,5 +184,20 @@ public enum ConfigKeys {
         .duration(
             "concurrency.lease_wait", \.concurrency.leaseWait,
             "A write waiting longer than this for its resource's lease gets 503."),
+        ConfigKey(
+            "admin.listen",
+            "Admin listener for `/healthz`, `/readyz` and `/metrics` (the shipped file and the container: `0.0.0.0:9901`); `off` disables it.",
+            apply: { c, text in
+                if text.lowercased() == "off" {
+                    c.admin.listen = nil
+                    return nil
+                }
+                guard let a = ConfigValues.listen(text) else { return "'\(text)' is not HOST:PORT or off" }
+                c.admin.listen = a
+                return nil
+            }, render: { $0.admin.listen?.description ?? "off" }),
+        .duration(
+            "admin.unready_after", \.admin.unreadyAfter,
+            "`/readyz` answers 503 once the upstream has been unreachable for this long."),
     ]
 }

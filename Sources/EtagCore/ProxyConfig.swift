@@ -18,8 +18,18 @@ public struct ProxyConfig: Sendable, Equatable {
     public var cache = Cache()
     public var keys = Keys()
     public var concurrency = Concurrency()
+    public var admin = Admin()
 
     public init() {}
+
+    /// The admin listener: health, readiness and metrics, never forwarded upstream.
+    public struct Admin: Sendable, Equatable {
+        /// Where it listens; nil: no admin listener (`admin.listen: off`).
+        public var listen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9901)
+        /// `/readyz` answers 503 once the upstream has been unreachable for this long.
+        public var unreadyAfter: Int = 10_000
+        public init() {}
+    }
 
     public struct ETag: Sendable, Equatable {
         /// Bodies larger than this stream through unchanged and without an ETag (never buffered beyond it).

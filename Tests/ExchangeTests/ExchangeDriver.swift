@@ -30,7 +30,7 @@ final class ExchangeDriver {
 
     let worker: Worker
     let upstream = MemoryUpstream()
-    let counters = CacheCounters()
+    var metrics: WorkerMetrics { worker.metrics }
     var handler: (HTTPMessage) -> Reply
     /// Every request that reached the upstream, in order.
     private(set) var upstreamRequests: [HTTPMessage] = []
@@ -58,7 +58,7 @@ final class ExchangeDriver {
         self.handler = handler
         worker = try Worker(
             index: 0, config: config, settings: ExchangeSettings(config: config), listen: nil,
-            upstream: sockaddr_storage(), accessLog: AccessLog(.off), counters: counters,
+            upstream: sockaddr_storage(), accessLog: AccessLog(.off),
             notModifiedFields: NotModifiedFieldsMemo())
         worker.exchanges.cache = try SharedCache(name: regionName, size: config.cache.size)
         worker.pool.memoryUpstream = upstream

@@ -38,7 +38,7 @@ struct ExchangeDriverTests {
         #expect(r2.status == 304)
         #expect(r2.header("etag") == tag)
         #expect(d.upstreamRequests.count == 1, "a fresh entry answers without asking the upstream")
-        #expect(d.counters.value(.notModifiedFromCache) == 1)
+        #expect(d.metrics.value(.notModifiedFromCache) == 1)
     }
 
     @Test func aHeadGetsTheTagOfTheGetAndNoBody() throws {

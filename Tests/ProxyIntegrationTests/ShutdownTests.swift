@@ -57,6 +57,8 @@ final class ProxyProcess {
     init(yaml: String, port: Int, extraArgs: [String] = []) throws {
         self.port = port
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("etag-\(UUID().uuidString).yaml")
+        // The admin listener on an ephemeral port unless the test chose one (parallel proxies never collide).
+        let yaml = yaml.contains("admin:") ? yaml : yaml + "\nadmin:\n  listen: 127.0.0.1:0\n"
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: try proxyBinary())
         process.arguments = ["--config", file.path] + extraArgs

@@ -22,6 +22,7 @@ public final class ProxyHarness: @unchecked Sendable {
         c.timeouts.shutdownGrace = 2000
         c.cache.name = uniqueRegionName()
         c.cache.size = 1 << 20
+        c.admin.listen = ListenAddress(host: "127.0.0.1", port: 0)
         configure(&c)
         regionName = c.cache.name!
         self.upstream = upstream

@@ -75,6 +75,13 @@ static inline uint32_t etag_add32(uint32_t *p, uint32_t v) { return __atomic_add
 static inline uint64_t etag_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void etag_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t etag_add64(uint64_t *p, uint64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+// A word written by one thread only and read by others (a worker's metrics): a relaxed load and store, no locked
+// instruction, no lost update (there is one writer), no torn read.
+static inline void etag_count64(uint64_t *p, uint64_t n) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+static inline void etag_set64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t etag_peek64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 // A slot's fields that are read and written outside its seqlock, by address inside the region (Swift must not
 // form pointers to fields of shared memory through `pointee`, nor read them without an atomic load).
 static inline uint32_t etag_slot_referenced(const etag_slot *s) { return __atomic_load_n(&s->referenced, __ATOMIC_RELAXED); }

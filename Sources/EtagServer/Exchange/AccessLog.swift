@@ -36,7 +36,7 @@ struct AccessLog: Sendable {
         w.append(" ")
         w.append(decimal: c.record.bodyBytesSent)
         w.append(" ")
-        let ms = c.worker.now &- c.record.start
+        let ms = c.record.durationNs / 1_000_000
         w.append(decimal: ms / 1000)
         w.append(".")
         let frac = ms % 1000

@@ -1,3 +1,4 @@
+internal import CLibUV
 import EtagCore
 import EtagHTTP
 
@@ -42,7 +43,7 @@ extension ClientConnection {
         }
         switch outcome {
         case .notModified:
-            worker.exchanges.counters.add(.notModifiedAfterUpstream)
+            worker.exchanges.metrics.add(.notModifiedFromUpstream)
             record.statusSent = 304
             write(
                 settings.rules.notModifiedHead(
@@ -59,7 +60,7 @@ extension ClientConnection {
 
     /// RFC 9110 §15.4.5: 304 from a fresh cache entry, without the upstream.
     func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
-        worker.exchanges.counters.add(.notModifiedFromCache)
+        worker.exchanges.metrics.add(.notModifiedFromCache)
         record.statusSent = 304
         let keepAlive = record.keepAliveAfter
         let http11 = record.clientIsHTTP11
@@ -96,8 +97,15 @@ extension ClientConnection {
 
     /// A request that could not be parsed: answer its status and close (RFC 9112 §2.2, §6.3).
     func rejectRequest(_ error: HTTPParseError) {
-        if request == nil { record = ExchangeRecord(keepAliveAfter: false, start: worker.now) }
-        fail(error.status, error.detail)
+        if request == nil { record = ExchangeRecord(keepAliveAfter: false, start: uv_hrtime()) }
+        reject(error.status, error.detail)
+    }
+
+    /// Refuses a request for what it is (malformed, too large, too slow: 4xx/5xx of the proxy's own), counted
+    /// apart from the answers the upstream decides.
+    func reject(_ status: Int, _ detail: String) {
+        worker.metrics.add(MetricsLayout.rejected(status: status))
+        fail(status, detail)
     }
 
     /// Answers the exchange with a problem+json error and closes the connection afterwards. When part of the
@@ -126,7 +134,7 @@ extension ClientConnection {
     func abort(reset: Bool = false) {
         if request != nil {
             if record.statusSent == 0 { record.statusSent = 499 }
-            worker.exchanges.accessLog.record(self, aborted: true)
+            account(aborted: true)
             endExchangeObjects(abandoned: true)
             record.request = nil
         } else {

@@ -108,7 +108,7 @@ final class ClientConnection: TCPConnection {
                     switch event {
                     case .data(let r):
                         if bodyDecoder.bodyBytes > settings.maxBodySize {
-                            fail(413, "request body larger than the limit")
+                            reject(413, "request body larger than the limit")
                             return buf.count
                         }
                         let data = UnsafeRawBufferPointer(rebasing: buf[r])
@@ -120,7 +120,7 @@ final class ClientConnection: TCPConnection {
                         requestBodyComplete()
                     }
                 } catch {
-                    fail(error.status, error.detail)
+                    reject(error.status, error.detail)
                     return buf.count
                 }
             case .awaitingResponse:
@@ -174,12 +174,12 @@ final class ClientConnection: TCPConnection {
         case .header:
             // RFC 9110 §15.5.9: 408 when the request did not arrive in time; silent close if nothing came.
             if !input.isEmpty {
-                fail(408, "the request head was not received within the client header timeout")
+                reject(408, "the request head was not received within the client header timeout")
             } else {
                 close()
             }
         case .body:
-            fail(408, "the request body was not received within the client body timeout")
+            reject(408, "the request body was not received within the client body timeout")
         case .send:
             abort()
         }
@@ -202,11 +202,11 @@ final class ClientConnection: TCPConnection {
 
     private func beginExchange(_ head: RequestHead) {
         record = ExchangeRecord(
-            request: head, clientIsHTTP11: head.isHTTP11, keepAliveAfter: head.keepAlive && !worker.draining,
-            start: worker.now)
+            request: head, method: head.method, clientIsHTTP11: head.isHTTP11,
+            keepAliveAfter: head.keepAlive && !worker.draining, start: uv_hrtime())
         if case .length(let n) = head.framing, n > settings.maxBodySize {
             // RFC 9110 §15.5.14: 413; the body is not read, so the connection closes.
-            fail(413, "request body of \(n) bytes is larger than the limit of \(settings.maxBodySize)")
+            reject(413, "request body of \(n) bytes is larger than the limit of \(settings.maxBodySize)")
             return
         }
         bodyDecoder = BodyDecoder(request: head.framing, maxTrailerSize: settings.requestLimits.maxTrailerSize)
@@ -222,11 +222,13 @@ final class ClientConnection: TCPConnection {
         if isRead {
             switch ReadCache.lookup(head, bodyDone: bodyDone, context: worker.exchanges, state: &read) {
             case .notModified(let quoted, let fields):
+                worker.metrics.add(MetricsLayout.cacheLookup(.hit))
                 return notModifiedFromCache(quoted, fields: fields)
             case .preconditionFailed(let quoted):
+                worker.metrics.add(MetricsLayout.cacheLookup(.hit))
                 return answer412(current: quoted)
             case .forward:
-                break
+                worker.metrics.add(MetricsLayout.cacheLookup(.init(read!.forward)))
             }
         }
         let tagConditions = read.map { $0.conditions.ifMatch != nil || $0.conditions.ifNoneMatch != nil } ?? false
@@ -269,7 +271,7 @@ final class ClientConnection: TCPConnection {
 
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
-        worker.exchanges.accessLog.record(self)
+        account()
         endExchangeObjects(abandoned: false)
         if !record.keepAliveAfter || peerEnded || worker.draining {
             record.request = nil
@@ -296,6 +298,16 @@ final class ClientConnection: TCPConnection {
             r.end()
         }
         read = nil
+    }
+
+    /// The exchange ends (answered, or `aborted`): its access-log line and its metrics.
+    func account(aborted: Bool = false) {
+        let ns = uv_hrtime() &- record.start
+        record.durationNs = ns
+        worker.exchanges.accessLog.record(self, aborted: aborted)
+        let m = worker.metrics
+        m.add(MetricsLayout.request(method: record.method, status: record.statusSent))
+        m.observe(MetricsLayout.requestDuration, ns: ns)
     }
 
     func closeAfterWrites() {

@@ -6,17 +6,18 @@ import EtagHTTP
 import Glibc
 #endif
 
-/// What the exchanges of one worker share: the settings, the shared-memory cache and this process's counters,
+/// What the exchanges of one worker share: the settings, the shared-memory cache and the worker's metrics,
 /// single-flight's table, the write leases, the access log, the hashers and scratch memory they reuse, the Date.
 /// The worker owns one and never looks inside; the exchanges reach it through their connection's worker.
 ///
-/// Worker thread only (the cache, the counters and the 304 field memo are themselves safe from any thread).
+/// Worker thread only (the cache and the 304 field memo are themselves safe from any thread; the metrics are read by the
+/// admin thread, see `WorkerMetrics`).
 final class ExchangeContext {
     let settings: ExchangeSettings
     let accessLog: AccessLog
     /// The shared-memory ETag table (shared by all workers and processes). Set once before the loop runs.
     var cache: SharedCache!
-    let counters: CacheCounters
+    let metrics: WorkerMetrics
     /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
     let notModifiedFields: NotModifiedFieldsMemo
     /// For cache keys (one-shot, synchronous use only).
@@ -36,12 +37,12 @@ final class ExchangeContext {
 
     init(
         loop: UnsafeMutablePointer<uv_loop_t>, settings: ExchangeSettings, accessLog: AccessLog,
-        counters: CacheCounters, notModifiedFields: NotModifiedFieldsMemo
+        metrics: WorkerMetrics, notModifiedFields: NotModifiedFieldsMemo
     ) {
         self.loop = loop
         self.settings = settings
         self.accessLog = accessLog
-        self.counters = counters
+        self.metrics = metrics
         self.notModifiedFields = notModifiedFields
     }
 

@@ -5,12 +5,16 @@ import EtagHTTP
 /// `ClientConnection.beginExchange`, so no field is reset by hand.
 struct ExchangeRecord {
     var request: RequestHead?
+    /// The request's method, kept apart like the version (nil: no request was parsed).
+    var method: HTTPMethod?
     /// The request's version, kept apart so the hot paths need not copy `request` to read it.
     var clientIsHTTP11 = true
     /// Keep the connection open after this exchange (RFC 9112 §9.3).
     var keepAliveAfter = true
-    /// Loop milliseconds when the request head arrived.
+    /// `uv_hrtime()` nanoseconds when the request head arrived.
     var start: UInt64 = 0
+    /// How long the exchange took, set when it ends.
+    var durationNs: UInt64 = 0
     var statusSent = 0
     var bodyBytesSent: UInt64 = 0
     /// The status the upstream answered, 0 when it was not asked.

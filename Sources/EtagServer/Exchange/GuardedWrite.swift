@@ -1,3 +1,4 @@
+internal import CLibUV
 import EtagCore
 import EtagHTTP
 
@@ -22,6 +23,8 @@ final class GuardedWrite {
     private let uri: Digest20
     private var holdsLease = false
     private var queued = false
+    /// When the lease was asked for (`uv_hrtime`).
+    private var leaseAskedAt: UInt64 = 0
     // The pre-fetch or re-fetch in progress.
     private var upstream: UpstreamConnection?
     private var fetchHead: ResponseHead?
@@ -53,6 +56,7 @@ final class GuardedWrite {
         // RFC 6585 §3: 428 when the origin requires conditional writes and none was sent. A create-only
         // `If-None-Match: *` is a precondition too.
         if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch?.isAny != true {
+            c.worker.metrics.add(MetricsLayout.writeCheck(.preconditionRequired))
             c.fail(
                 428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
                 keepAlive: c.bodyDone)
@@ -68,6 +72,7 @@ final class GuardedWrite {
     /// The request body is complete: wait for the resource's lease.
     func bodyComplete() {
         stage = .lease
+        leaseAskedAt = uv_hrtime()
         if worker.exchanges.leases.acquire(uri, for: self) {
             holdsLease = true
             leaseAcquired()
@@ -79,7 +84,13 @@ final class GuardedWrite {
     /// The lease is this write's (`holdsLease` is set, so ending releases it): check the write, or send it.
     private func leaseAcquired() {
         guard stage == .lease, !connection.isClosing else { return }
-        if checks { startFetch(path: nil, stage: .prefetch) } else { sendWrite() }
+        worker.metrics.observe(MetricsLayout.leaseWait, ns: uv_hrtime() &- leaseAskedAt)
+        if checks {
+            startFetch(path: nil, stage: .prefetch)
+        } else {
+            count(.relayed)
+            sendWrite()
+        }
     }
 
     private func startFetch(path: [UInt8]?, stage: Stage) {
@@ -89,7 +100,9 @@ final class GuardedWrite {
         let head = settings.rules.fetchHead(req, clientIP: connection.peerIP, path: path)
         let up = worker.pool.acquire()
         upstream = up
-        up.begin(head, method: .get, replayable: true, complete: true, delegate: self)
+        up.begin(
+            head, method: .get, replayable: true, complete: true, kind: stage == .prefetch ? .prefetch : .refetch,
+            delegate: self)
     }
 
     /// Forgets the last fetch, giving its hasher back to the worker.
@@ -126,12 +139,16 @@ final class GuardedWrite {
             currentTag: compared ? currentTag().text : nil)
         switch verdict {
         case .send:
+            count(.passed)
             sendWrite()
         case .preconditionFailed(let current):
+            count(.preconditionFailed)  // a lost update prevented
             connection.answer412(current: current)
         case .relayPrefetch:
+            count(.error)
             connection.respond(head, body: fetchBody?.bytes ?? [], tag: nil)
         case .tooLarge:
+            count(.error)
             connection.fail(
                 502, "the resource is larger than etag.max_body, so If-Match cannot be checked",
                 keepAlive: true)
@@ -169,7 +186,7 @@ final class GuardedWrite {
         guard head.status == 200, !fetchTooLarge else { return respondToWrite(tag: nil) }
         let current = currentTag()
         if let digest = current.digest {
-            worker.exchanges.counters.add(.hashed200)
+            worker.exchanges.metrics.add(.hashedResponses)
             // The next GET finds this tag in the cache (stored after the write's invalidation).
             let keys = settings.keyBuilder
             let host = req.hostRange.map { Array(req.head.bytes[$0]) } ?? []
@@ -189,8 +206,13 @@ final class GuardedWrite {
         if stage == .refetch {
             respondToWrite(tag: nil)
         } else {
+            count(.error)
             connection.fail(status, detail, keepAlive: true)
         }
+    }
+
+    private func count(_ result: MetricsLayout.WriteCheckResult) {
+        worker.metrics.add(MetricsLayout.writeCheck(result))
     }
 
     /// Sends the upstream's answer to the write, with `tag` as its ETag when there is one.
@@ -228,6 +250,8 @@ extension GuardedWrite: LeaseWaiter {
 
     func leaseWaitExpired() {
         queued = false
+        worker.metrics.add(.leaseTimeouts)
+        count(.error)
         connection.fail(503, "Another write to this resource is taking too long; retry later.", keepAlive: true)
     }
 }

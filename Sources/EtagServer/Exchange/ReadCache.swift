@@ -109,8 +109,8 @@ enum ReadCache {
             result = context.cache.store(key: key, entry: entry)
         }
         guard let evicted = result else { return false }
-        if evicted { context.counters.add(.evicted) }
-        context.counters.add(.stored)
+        if evicted { context.metrics.add(.cacheEvictions) }
+        context.metrics.add(.cacheStores)
         return true
     }
 
@@ -130,6 +130,6 @@ enum ReadCache {
         for p in paths {
             context.invalidation.invalidate(uri: settings.keyBuilder.uriDigest(host: host, path: p))
         }
-        context.counters.add(.invalidated, UInt64(paths.count))
+        context.metrics.add(.cacheInvalidations, UInt64(paths.count))
     }
 }

@@ -34,7 +34,7 @@ final class Relay {
     func start(_ head: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool) {
         let up = worker.pool.acquire()
         upstream = up
-        up.begin(head, method: method, replayable: replayable, complete: complete, delegate: self)
+        up.begin(head, method: method, replayable: replayable, complete: complete, kind: .forward, delegate: self)
     }
 
     func forwardBody(_ data: UnsafeRawBufferPointer) {
@@ -271,7 +271,7 @@ extension Relay {
                 digest = worker.exchanges.keyHasher.hash(h.bytes)
             }
             tag = digest.quotedETag
-            worker.exchanges.counters.add(.hashed200)
+            worker.exchanges.metrics.add(.hashedResponses)
             if let key = c.read?.key, let generation = c.read?.generation, let req = c.request {
                 let d = ResponseCacheDirectives(head.head)
                 directives = d

@@ -1,4 +1,5 @@
 internal import CEtagShim
+internal import CEtagShm
 import EtagCache
 import EtagCore
 #if canImport(Glibc)
@@ -15,13 +16,28 @@ public final class Server: @unchecked Sendable {
     private let lock = Mutex()
     private var stopped = false
     public private(set) var port: Int = 0
-    /// Counters of the cache decisions of this process.
-    public let counters = CacheCounters()
     public private(set) var cache: SharedCache?
+    private var admin: AdminServer?
+    /// The admin listener's port (0 without one).
+    public var adminPort: Int { admin?.boundPort ?? 0 }
+    /// The upstream's address, for the admin's readiness probe.
+    let upstreamAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    private let stopping = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     public init(config: ProxyConfig) {
         self.config = config
+        stopping.initialize(to: 0)
     }
+
+    deinit {
+        admin?.stop()
+        admin?.join()
+        upstreamAddress.deallocate()
+        stopping.deallocate()
+    }
+
+    /// SIGTERM/SIGINT arrived: the workers drain (`/readyz` says 503). Any thread.
+    public var isStopping: Bool { etag_peek64(stopping) != 0 }
 
     /// Number of worker threads `config.workers` resolves to.
     public var workerCount: Int { config.workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -33,6 +49,7 @@ public final class Server: @unchecked Sendable {
         guard etag_resolve_host(config.upstream.host, Int32(config.upstream.port), &upstream) == 0 else {
             throw ServerError.resolve(config.upstream.host)
         }
+        upstreamAddress.pointee = upstream
         var listenAddr = sockaddr_storage()
         guard etag_parse_ip(config.listen.host, Int32(config.listen.port), &listenAddr) == 0 else {
             throw ServerError.bind(config.listen.description, "not an IP address")
@@ -43,7 +60,7 @@ public final class Server: @unchecked Sendable {
         for i in 0..<workerCount {
             let w = try Worker(
                 index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log,
-                counters: counters, notModifiedFields: memo)
+                notModifiedFields: memo)
             if i == 0 {
                 port = w.boundPort
                 setPort(&listenAddr, port)
@@ -54,7 +71,15 @@ public final class Server: @unchecked Sendable {
         let region = try SharedCache(name: Self.regionName(config, port: port), size: config.cache.size)
         for w in workers { w.exchanges.cache = region }
         cache = region
+        if let a = config.admin.listen {
+            var addr = sockaddr_storage()
+            guard etag_parse_ip(a.host, Int32(a.port), &addr) == 0 else {
+                throw ServerError.bind("admin \(a)", "not an IP address")
+            }
+            admin = try AdminServer(server: self, address: addr, description: a.description)
+        }
         for w in workers { w.start() }
+        admin?.start()
     }
 
     /// `cache.name`, or one derived from the listen address ("/etag-proxy-127.0.0.1-8080"), so two unrelated
@@ -65,11 +90,32 @@ public final class Server: @unchecked Sendable {
         return "/etag-proxy-\(String(host))-\(port)"
     }
 
+    /// Every worker's metric words summed (`MetricsLayout`): one scrape, from any thread.
+    public func metricsSnapshot() -> [UInt64] {
+        var sum = [UInt64](repeating: 0, count: MetricsLayout.wordCount)
+        for w in workers { w.metrics.addTo(&sum) }
+        return sum
+    }
+
+    /// What a scrape reports besides the workers' words.
+    func metricsExtras() -> MetricsExtras {
+        MetricsExtras(
+            cacheEntries: cache?.liveEntries() ?? 0, cacheCapacity: cache?.slotCount ?? 0,
+            process: ProcessReadings.read(), version: EtagProxyVersion.string)
+    }
+
+    /// What each worker saw of the upstream lately.
+    func upstreamEvidence() -> [Readiness.Evidence] { workers.map(\.metrics.evidence) }
+
+    /// One counter summed over the workers.
+    public func counter(_ c: MetricsLayout.Counter) -> UInt64 { metricsSnapshot()[MetricsLayout.counter(c)] }
+
     /// Stops accepting on every worker at once; in-flight exchanges get the grace period. Idempotent.
     public func stop() {
         lock.locked {
             guard !stopped else { return }
             stopped = true
+            etag_set64(stopping, 1)
             for w in workers { w.requestStop() }
         }
     }
@@ -77,6 +123,8 @@ public final class Server: @unchecked Sendable {
     /// Blocks until every worker thread has ended (call from one thread; a second call returns at once).
     public func wait() {
         for w in workers { w.join() }
+        admin?.stop()
+        admin?.join()
     }
 
     private func setPort(_ addr: inout sockaddr_storage, _ port: Int) {

@@ -25,6 +25,8 @@ final class Worker: @unchecked Sendable {
     lazy var pool = UpstreamPool(worker: self)
     /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
     let exchanges: ExchangeContext
+    /// This worker's counters and upstream health, read by the admin thread.
+    let metrics = WorkerMetrics()
     /// Small client writes held until the loop is about to poll again, and the handle that sends them.
     let deferredWrites: DeferredWrites
     private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
@@ -37,8 +39,7 @@ final class Worker: @unchecked Sendable {
     /// listener (the socket-free driver hands the worker its connections through `adopt`).
     init(
         index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage?,
-        upstream: sockaddr_storage, accessLog: AccessLog, counters: CacheCounters,
-        notModifiedFields: NotModifiedFieldsMemo
+        upstream: sockaddr_storage, accessLog: AccessLog, notModifiedFields: NotModifiedFieldsMemo
     ) throws {
         self.index = index
         self.config = config
@@ -47,7 +48,7 @@ final class Worker: @unchecked Sendable {
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
         exchanges = ExchangeContext(
-            loop: loop, settings: settings, accessLog: accessLog, counters: counters,
+            loop: loop, settings: settings, accessLog: accessLog, metrics: metrics,
             notModifiedFields: notModifiedFields)
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
         listener = .allocate(capacity: 1)
@@ -141,11 +142,13 @@ final class Worker: @unchecked Sendable {
             return
         }
         clients[ObjectIdentifier(client)] = client
+        metrics.set(.clientConnections, clients.count)
         client.start()
     }
 
     func clientClosed(_ c: ClientConnection) {
         clients.removeValue(forKey: ObjectIdentifier(c))
+        metrics.set(.clientConnections, clients.count)
         if draining && clients.isEmpty { finish() }
     }
 

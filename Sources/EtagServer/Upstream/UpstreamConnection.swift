@@ -1,4 +1,5 @@
 internal import CLibUV
+import EtagCore
 import EtagHTTP
 
 /// The upstream HTTP/1.1 client: one keep-alive connection that sends a request, parses the response itself
@@ -26,6 +27,9 @@ final class UpstreamConnection: TCPConnection {
 
     // The exchange in progress.
     private var method = HTTPMethod.get
+    /// What the exchange sends this request for, and since when (`uv_hrtime`), for the metrics.
+    private var kind = MetricsLayout.UpstreamKind.forward
+    private var sentAt: UInt64 = 0
     /// The whole request, kept while a replay on a fresh connection is still possible (RFC 9112 §9.3.1).
     private var replayable: [UInt8]?
     private var requestComplete = true
@@ -40,17 +44,25 @@ final class UpstreamConnection: TCPConnection {
 
     private var settings: ExchangeSettings { worker.settings }
 
+    init(worker: Worker) {
+        super.init(worker: worker)
+        worker.pool.connectionOpened()
+    }
+
     /// Starts an exchange: sends `request` (the head, with the whole body when `complete`).
     /// - Parameters:
     ///   - method: the method sent (decides whether the response has a body, RFC 9112 §6.3).
     ///   - replayable: an idempotent request sent whole, which may be replayed once on a fresh connection
     ///     (RFC 9110 §9.2.2).
+    ///   - kind: what the exchange sends it for (the metrics' `kind` label).
     func begin(
         _ request: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool,
-        delegate: any UpstreamClientDelegate
+        kind: MetricsLayout.UpstreamKind, delegate: any UpstreamClientDelegate
     ) {
         self.delegate = delegate
         self.method = method
+        self.kind = kind
+        sentAt = uv_hrtime()
         self.replayable = replayable && complete ? request : nil
         requestComplete = complete
         receivedResponseBytes = false
@@ -129,6 +141,7 @@ final class UpstreamConnection: TCPConnection {
     fileprivate func didConnect(_ status: Int32) {
         guard !isClosing else { return }
         guard status == 0 else { return fail(.unreachable(status)) }
+        worker.metrics.upstreamReached(nowMs: worker.now)
         state = .connected
         startReading()
         arm(.response, settings.timeouts.upstream)
@@ -192,6 +205,7 @@ final class UpstreamConnection: TCPConnection {
                             return buf.count
                         }
                         hasResponse = true
+                        worker.metrics.add(MetricsLayout.upstreamRequest(kind, status: head.status))
                         responseKeepAlive = head.keepAlive
                         decoder = BodyDecoder(
                             response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
@@ -254,6 +268,9 @@ final class UpstreamConnection: TCPConnection {
     private func finish(reusable noLeftover: Bool) {
         let d = delegate
         let keep = hasResponse && responseKeepAlive && requestComplete && noLeftover && !isClosing
+        let m = worker.metrics
+        m.observe(MetricsLayout.upstreamDuration(kind), ns: uv_hrtime() &- sentAt)
+        m.upstreamReached(nowMs: worker.now)
         endExchange()
         if keep {
             stopTimer()
@@ -266,6 +283,16 @@ final class UpstreamConnection: TCPConnection {
 
     private func fail(_ failure: UpstreamFailure) {
         let d = delegate
+        let m = worker.metrics
+        if d != nil {
+            if !hasResponse { m.add(MetricsLayout.upstreamRequest(kind, status: nil)) }
+            m.observe(MetricsLayout.upstreamDuration(kind), ns: uv_hrtime() &- sentAt)
+        }
+        switch failure {
+        case .unreachable(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
+        case .connectTimedOut: m.upstreamUnreachable(nowMs: worker.now, code: UV_ETIMEDOUT.rawValue)
+        default: break
+        }
         endExchange()
         close()
         if let d { withExtendedLifetime(d) { d.upstreamFailed(failure) } }
@@ -287,7 +314,7 @@ final class UpstreamConnection: TCPConnection {
         replayable = nil
         close()
         let fresh = UpstreamConnection(worker: worker)
-        fresh.begin(request, method: method, replayable: false, complete: true, delegate: d)
+        fresh.begin(request, method: method, replayable: false, complete: true, kind: kind, delegate: d)
         withExtendedLifetime(d) { d.upstreamRetried(on: fresh) }
         return true
     }
@@ -328,6 +355,7 @@ final class UpstreamConnection: TCPConnection {
 
     override func didClose() {
         if inPool { worker.pool.remove(self) }
+        worker.pool.connectionClosed()
         delegate = nil
     }
 

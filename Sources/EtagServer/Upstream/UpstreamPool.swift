@@ -6,16 +6,35 @@ final class UpstreamPool {
     /// Where new connections go instead of the upstream's address, for the socket-free driver (tests).
     var memoryUpstream: MemoryUpstream?
 
+    /// Upstream connections of this worker not yet closed, idle or busy.
+    private var open = 0
+
     init(worker: Worker) {
         self.worker = worker
     }
+
+    func connectionOpened() {
+        open += 1
+        worker.metrics.set(.upstreamConnections, open)
+    }
+
+    func connectionClosed() {
+        open -= 1
+        worker.metrics.set(.upstreamConnections, open)
+    }
+
+    private func idleChanged() { worker.metrics.set(.upstreamIdle, idle.count) }
 
     /// An idle connection, or a new one (it connects when its exchange begins).
     func acquire() -> UpstreamConnection {
         while let c = idle.popLast() {
             c.inPool = false
-            if !c.isClosing { return c }
+            if !c.isClosing {
+                idleChanged()
+                return c
+            }
         }
+        idleChanged()
         return UpstreamConnection(worker: worker)
     }
 
@@ -27,16 +46,21 @@ final class UpstreamPool {
         }
         c.parkIdle()
         idle.append(c)
+        idleChanged()
     }
 
     func remove(_ c: UpstreamConnection) {
         c.inPool = false
-        if let i = idle.firstIndex(where: { $0 === c }) { idle.remove(at: i) }
+        if let i = idle.firstIndex(where: { $0 === c }) {
+            idle.remove(at: i)
+            idleChanged()
+        }
     }
 
     func closeIdle() {
         let all = idle
         idle = []
+        idleChanged()
         for c in all {
             c.inPool = false
             c.close()
