@@ -7,6 +7,11 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/time.h>
+#include "etag_uring.h"
 
 int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr) {
     int rc = uv_tcp_init_ex(loop, tcp, addr->sa_family);
@@ -66,6 +71,7 @@ void etag_block_signals(void) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -74,7 +80,48 @@ int etag_wait_signal(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
     while (sigwait(&set, &sig) != 0) {}
     return sig;
+}
+
+int etag_http_status(const char *host, int port, const char *path, int timeout_ms) {
+    struct sockaddr_storage ss;
+    if (etag_parse_ip(host, port, &ss) != 0) return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* Linux bounds connect(2) by it too */
+    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
+    if (n <= 0 || n >= (int)sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    char resp[32];
+    size_t got = 0;
+    while (got < 12) {
+        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    resp[got] = 0;
+    if (got < 12 || strncmp(resp, "HTTP/1.", 7) != 0) return -1;
+    return atoi(resp + 9);
+}
+
+int etag_io_uring_available(void) {
+    int error = 0;
+    etag_uring *u = etag_uring_new(8, &error);
+    if (u == NULL) return error == 0 ? -1 : error;
+    etag_uring_free(u);
+    return 0;
 }

@@ -33,6 +33,7 @@ public final class ForwardingRules: Sendable {
         case 6: return b.equalsLowercasePublic(n, "expect")
         case 7: return b.equalsLowercasePublic(n, "upgrade") || b.equalsLowercasePublic(n, "trailer")
         case 10: return b.equalsLowercasePublic(n, "connection") || b.equalsLowercasePublic(n, "keep-alive")
+        case 12: return b.equalsLowercasePublic(n, "x-request-id")
         case 14: return b.equalsLowercasePublic(n, "content-length")
         case 15: return b.equalsLowercasePublic(n, "x-forwarded-for")
         case 16: return b.equalsLowercasePublic(n, "x-forwarded-host") || b.equalsLowercasePublic(n, "proxy-connection")
@@ -49,6 +50,7 @@ public final class ForwardingRules: Sendable {
         case 2: return b.equalsLowercasePublic(n, "te")
         case 7: return b.equalsLowercasePublic(n, "upgrade") || b.equalsLowercasePublic(n, "trailer")
         case 10: return b.equalsLowercasePublic(n, "connection") || b.equalsLowercasePublic(n, "keep-alive")
+        case 12: return b.equalsLowercasePublic(n, "x-request-id")
         case 14: return b.equalsLowercasePublic(n, "content-length")
         case 16: return b.equalsLowercasePublic(n, "proxy-connection")
         case 17: return b.equalsLowercasePublic(n, "transfer-encoding")
@@ -88,9 +90,10 @@ public final class ForwardingRules: Sendable {
     ///   - dropDateConditions: remove If-Modified-Since / If-Unmodified-Since (ignored when a tag condition is
     ///     present, RFC 9110 §13.1.3, §13.1.4).
     ///   - bodyLength: the body is sent buffered with this Content-Length (instead of the request's framing).
+    ///   - requestId: the exchange's `X-Request-Id` (the client's own is never forwarded beside it).
     public func upstreamRequestHead(
         _ req: RequestHead, clientIP: [UInt8], asGet: Bool = false, dropTagConditions: Bool = false,
-        dropDateConditions: Bool = false, bodyLength: Int? = nil
+        dropDateConditions: Bool = false, bodyLength: Int? = nil, requestId: [UInt8] = []
     ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: block.bytes.count + 160)
@@ -151,14 +154,14 @@ public final class ForwardingRules: Sendable {
                 if sendsContent { w.append("Content-Length: 0\r\n") }
             }
         }
-        appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff)
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff, requestId: requestId)
         return w.bytes
     }
 
     /// X-Forwarded-For (earlier hops, then this client, one combined field), X-Forwarded-Proto,
     /// X-Forwarded-Host, Via, and the empty line that ends the head.
     private func appendForwarded(
-        _ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>]
+        _ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>], requestId: [UInt8]
     ) {
         let block = req.head
         w.append("X-Forwarded-For: ")
@@ -173,6 +176,11 @@ public final class ForwardingRules: Sendable {
             w.append(block.bytes, h)
             w.append("\r\n")
         }
+        if !requestId.isEmpty {
+            w.append("X-Request-Id: ")
+            w.append(bytes: requestId)
+            w.append("\r\n")
+        }
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n\r\n")
@@ -182,7 +190,9 @@ public final class ForwardingRules: Sendable {
     /// request's Host handling, its representation-selecting fields (Authorization, Cookie, Accept,
     /// Accept-Encoding, Accept-Language), X-Forwarded-* and Via — the pre-fetch before a conditional write and
     /// the re-fetch after it.
-    public func fetchHead(_ req: RequestHead, clientIP: [UInt8], path: [UInt8]? = nil) -> [UInt8] {
+    public func fetchHead(
+        _ req: RequestHead, clientIP: [UInt8], path: [UInt8]? = nil, requestId: [UInt8] = []
+    ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: 256)
         w.append("GET ")
@@ -212,7 +222,7 @@ public final class ForwardingRules: Sendable {
                 if selects { w.field(from: block, f) }
             }
         }
-        appendForwarded(&w, req, clientIP: clientIP, earlierHops: [])
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: [], requestId: requestId)
         return w.bytes
     }
 
@@ -250,19 +260,20 @@ public final class ForwardingRules: Sendable {
     ///   - keepAlive: whether the client connection stays open afterwards.
     public func clientResponseHead(
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
-        dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = []
+        dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = [], requestId: [UInt8] = []
     ) -> [UInt8] {
         var w = ByteWriter(capacity: resp.head.bytes.count + 128 + extra.count)
         clientResponseHead(
             into: &w, resp, framing: framing, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11, date: date,
-            dropETag: dropETag, etag: etag, extra: extra)
+            dropETag: dropETag, etag: etag, extra: extra, requestId: requestId)
         return w.bytes
     }
 
     /// `clientResponseHead`, appended to `w`.
     public func clientResponseHead(
         into w: inout ByteWriter, _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool,
-        clientIsHTTP11: Bool, date: [UInt8], dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = []
+        clientIsHTTP11: Bool, date: [UInt8], dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = [],
+        requestId: [UInt8] = []
     ) {
         let block = resp.head
         w.append("HTTP/1.1 ")
@@ -296,15 +307,23 @@ public final class ForwardingRules: Sendable {
             w.append(bytes: etag)
             w.append("\r\n")
         }
-        appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
+        appendResponseTail(
+            &w, extra: extra, requestId: requestId, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
     }
 
     /// Via, the `extra` lines, the persistence field (RFC 9112 §9.3) and the empty line ending a response head.
-    private func appendResponseTail(_ w: inout ByteWriter, extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool) {
+    private func appendResponseTail(
+        _ w: inout ByteWriter, extra: [UInt8], requestId: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
+    ) {
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n")
         w.append(bytes: extra)
+        if !requestId.isEmpty {
+            w.append("X-Request-Id: ")
+            w.append(bytes: requestId)
+            w.append("\r\n")
+        }
         if !keepAlive {
             w.append("Connection: close\r\n")
         } else if !clientIsHTTP11 {
@@ -337,19 +356,20 @@ public final class ForwardingRules: Sendable {
 
     /// A 304 Not Modified head: ETag, Date, the 200's validator-related fields, Via, and `extra` lines.
     public func notModifiedHead(
-        etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
+        etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool,
+        requestId: [UInt8] = []
     ) -> [UInt8] {
         var w = ByteWriter(capacity: 256 + fields.count)
         notModifiedHead(
             into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
-            clientIsHTTP11: clientIsHTTP11)
+            clientIsHTTP11: clientIsHTTP11, requestId: requestId)
         return w.bytes
     }
 
     /// `notModifiedHead`, appended to `w`.
     public func notModifiedHead(
         into w: inout ByteWriter, etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool,
-        clientIsHTTP11: Bool
+        clientIsHTTP11: Bool, requestId: [UInt8] = []
     ) {
         w.append("HTTP/1.1 304 Not Modified\r\nETag: ")
         w.append(bytes: etag)
@@ -357,7 +377,8 @@ public final class ForwardingRules: Sendable {
         w.append(bytes: date)
         w.append("\r\n")
         w.append(bytes: fields)
-        appendResponseTail(&w, extra: extra, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
+        appendResponseTail(
+            &w, extra: extra, requestId: requestId, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
     }
 
     /// The value of the upstream's own ETag field, if it sent one.

@@ -25,4 +25,11 @@ void etag_block_signals(void);
 /// Waits for SIGINT or SIGTERM (blocked beforehand) and returns its number.
 int etag_wait_signal(void);
 
+/// Blocking GET of `path` from `host:port` (an IP literal) within `timeout_ms`; the status code, or -1 when no
+/// HTTP answer came (the `health` subcommand, never a loop thread).
+int etag_http_status(const char *host, int port, const char *path, int timeout_ms);
+
+/// Whether this process may use io_uring: 0, or the errno the kernel refused it with.
+int etag_io_uring_available(void);
+
 #endif

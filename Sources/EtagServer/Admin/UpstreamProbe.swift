@@ -21,7 +21,8 @@ final class UpstreamProbe {
         timer = .allocate(capacity: 1)
     }
 
-    func start(_ address: UnsafeMutablePointer<sockaddr_storage>) {
+    func start(_ address: sockaddr_storage) {
+        var address = address
         let me = Unmanaged.passRetained(self).toOpaque()
         uv_tcp_init(loop, tcp)
         uv_timer_init(loop, timer)
@@ -30,8 +31,8 @@ final class UpstreamProbe {
         timer.pointee.data = me
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = me
-        let rc = address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            uv_tcp_connect(req, tcp, $0, onProbeConnect)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_connect(req, tcp, $0, onProbeConnect) }
         }
         if rc != 0 {
             req.deallocate()

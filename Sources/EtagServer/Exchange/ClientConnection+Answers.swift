@@ -23,7 +23,7 @@ extension ClientConnection {
             settings.rules.clientResponseHead(
                 into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11,
                 date: worker.exchanges.date,
-                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra)
+                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra, requestId: requestId)
         }
         endExchange()
     }
@@ -49,7 +49,7 @@ extension ClientConnection {
                 settings.rules.notModifiedHead(
                     etag: r.tag, date: worker.exchanges.date, fields: ForwardingRules.notModifiedFields(r.head),
                     extra: status,
-                    keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11))
+                    keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11, requestId: requestId))
             endExchange()
         case .preconditionFailed:
             answer412(current: r.tag)
@@ -57,6 +57,9 @@ extension ClientConnection {
             respond(r.head, body: r.body, tag: r.ours ? r.tag : nil, extra: status)
         }
     }
+
+    /// `X-Request-Id: …` for the proxy's own answers.
+    var requestIdField: [UInt8] { Array("X-Request-Id: ".utf8) + requestId + [13, 10] }
 
     /// RFC 9110 §15.4.5: 304 from a fresh cache entry, without the upstream.
     func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
@@ -67,7 +70,7 @@ extension ClientConnection {
         writeHead { w in
             settings.rules.notModifiedHead(
                 into: &w, etag: quotedTag, date: worker.exchanges.date, fields: fields,
-                extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11)
+                extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11, requestId: requestId)
         }
         endExchange()
     }
@@ -85,8 +88,8 @@ extension ClientConnection {
         record.statusSent = 412
         record.bodyBytesSent = UInt64(problem.body.count)
         record.keepAliveAfter = record.keepAliveAfter && bodyDone
-        var extra: [UInt8] = []
-        if let current { extra = Array("ETag: ".utf8) + current + [13, 10] }
+        var extra = requestIdField
+        if let current { extra += Array("ETag: ".utf8) + current + [13, 10] }
         write(
             problem.response(
                 close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: request?.method == .head,
@@ -97,7 +100,10 @@ extension ClientConnection {
 
     /// A request that could not be parsed: answer its status and close (RFC 9112 §2.2, §6.3).
     func rejectRequest(_ error: HTTPParseError) {
-        if request == nil { record = ExchangeRecord(keepAliveAfter: false, start: uv_hrtime()) }
+        if request == nil {
+            record = ExchangeRecord(keepAliveAfter: false, start: uv_hrtime())
+            newRequestId()
+        }
         reject(error.status, error.detail)
     }
 
@@ -125,7 +131,10 @@ extension ClientConnection {
         record.keepAliveAfter = record.keepAliveAfter && keepAlive && bodyDone && request != nil
         let problem = Problem(status: status, detail: detail)
         let headOnly = request?.method == .head
-        write(problem.response(close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: headOnly))
+        write(
+            problem.response(
+                close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: headOnly,
+                extraFields: requestIdField))
         record.bodyBytesSent = headOnly ? 0 : UInt64(problem.body.count)
         endExchange()
     }

@@ -23,6 +23,8 @@ final class ClientConnection: TCPConnection {
     private var peerEnded = false
     /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`).
     private var requestStorage = FieldBlock.empty
+    /// The exchange's `X-Request-Id` (`RequestID`): the client's, or one the worker made (memory reused).
+    private(set) var requestId: [UInt8] = []
 
     // The exchange in flight. `record` and `read` are read and assigned by the exchange objects many times per
     // exchange, always as a whole statement on the worker thread (`read` is passed `inout` only to
@@ -41,10 +43,13 @@ final class ClientConnection: TCPConnection {
     /// This exchange's part in single-flight.
     var flight = FlightRole.none
 
-    var settings: ExchangeSettings { worker.settings }
+    /// The settings of the exchange in flight: the worker's when it began, so a reload (SIGHUP) applies to new
+    /// exchanges only.
+    private(set) var settings: ExchangeSettings
     var request: RequestHead? { record.request }
 
     init(worker: Worker) {
+        settings = worker.settings
         super.init(worker: worker, defersWrites: true)
     }
 
@@ -201,6 +206,13 @@ final class ClientConnection: TCPConnection {
     // MARK: exchange
 
     private func beginExchange(_ head: RequestHead) {
+        if settings !== worker.settings { settings = worker.settings }
+        if let r = RequestID.clientValue(head.head) {
+            requestId.removeAll(keepingCapacity: true)
+            requestId.append(contentsOf: head.head.bytes[r])
+        } else {
+            worker.exchanges.requestIds.next(into: &requestId)
+        }
         record = ExchangeRecord(
             request: head, method: head.method, clientIsHTTP11: head.isHTTP11,
             keepAliveAfter: head.keepAlive && !worker.draining, start: uv_hrtime())
@@ -235,7 +247,8 @@ final class ClientConnection: TCPConnection {
         let upstreamHead = settings.rules.upstreamRequestHead(
             head, clientIP: peerIP, asGet: head.method == .head,
             // The upstream never issued the proxy's tags: it never sees them in a condition (unless they are its own).
-            dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions)
+            dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions,
+            requestId: requestId)
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
         forward(
@@ -299,6 +312,9 @@ final class ClientConnection: TCPConnection {
         }
         read = nil
     }
+
+    /// A new id for an exchange without a parsed request (it is refused).
+    func newRequestId() { worker.exchanges.requestIds.next(into: &requestId) }
 
     /// The exchange ends (answered, or `aborted`): its access-log line and its metrics.
     func account(aborted: Bool = false) {

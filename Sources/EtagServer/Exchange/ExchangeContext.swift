@@ -13,8 +13,9 @@ import Glibc
 /// Worker thread only (the cache and the 304 field memo are themselves safe from any thread; the metrics are read by the
 /// admin thread, see `WorkerMetrics`).
 final class ExchangeContext {
-    let settings: ExchangeSettings
-    let accessLog: AccessLog
+    /// Replaced on the worker's thread by a reload (SIGHUP).
+    var settings: ExchangeSettings
+    var accessLog: AccessLog
     /// The shared-memory ETag table (shared by all workers and processes). Set once before the loop runs.
     var cache: SharedCache!
     let metrics: WorkerMetrics
@@ -28,6 +29,8 @@ final class ExchangeContext {
     var tagScratch: [UInt8] = []
     /// Memory for heads written and sent at once (see `ByteWriter(reusing:)`).
     var headScratch: [UInt8] = []
+    /// This worker's `X-Request-Id`s for requests that bring none.
+    var requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
     private let loop: UnsafeMutablePointer<uv_loop_t>
@@ -62,6 +65,13 @@ final class ExchangeContext {
         return i
     }
     private var invalidationService: (any CacheInvalidation)?
+
+    /// A reload: new exchanges use these settings and this access log.
+    func apply(_ new: ExchangeSettings, accessLog log: AccessLog) {
+        settings = new
+        accessLog = log
+        leaseService?.configure(ttl: new.leaseTTL, maxWait: new.leaseWait)
+    }
 
     /// Closes the lease service's handles (the worker is finishing).
     func close() { leaseService?.close() }

@@ -42,7 +42,7 @@ final class GuardedWrite {
     }
 
     private var worker: Worker { connection.worker }
-    private var settings: ExchangeSettings { connection.worker.settings }
+    private var settings: ExchangeSettings { connection.settings }
 
     /// The write has not gone upstream yet: a client that goes away cancels it.
     var notYetSent: Bool { stage == .lease || stage == .prefetch }
@@ -97,7 +97,8 @@ final class GuardedWrite {
         guard let req = connection.request else { return }
         self.stage = stage
         resetFetch()
-        let head = settings.rules.fetchHead(req, clientIP: connection.peerIP, path: path)
+        let head = settings.rules.fetchHead(
+            req, clientIP: connection.peerIP, path: path, requestId: connection.requestId)
         let up = worker.pool.acquire()
         upstream = up
         up.begin(
@@ -160,7 +161,8 @@ final class GuardedWrite {
         stage = .write
         resetFetch()
         var bytes = settings.rules.upstreamRequestHead(
-            req, clientIP: connection.peerIP, dropTagConditions: true, bodyLength: body.count)
+            req, clientIP: connection.peerIP, dropTagConditions: true, bodyLength: body.count,
+            requestId: connection.requestId)
         bytes.append(contentsOf: body)
         body = []
         // The whole request is at hand: an idempotent one (PUT, DELETE) is replayed once if a pooled connection

@@ -29,7 +29,7 @@ final class Relay {
     }
 
     private var worker: Worker { connection.worker }
-    private var settings: ExchangeSettings { connection.worker.settings }
+    private var settings: ExchangeSettings { connection.settings }
 
     func start(_ head: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool) {
         let up = worker.pool.acquire()
@@ -198,7 +198,7 @@ extension Relay {
         pendingHead = settings.rules.clientResponseHead(
             head, framing: clientFraming, keepAlive: c.record.keepAliveAfter, clientIsHTTP11: http11,
             date: worker.exchanges.date, dropETag: settings.etagMode == .replace,
-            extra: cacheStatus(head.status, stored: false))
+            extra: cacheStatus(head.status, stored: false), requestId: connection.requestId)
         if c.request?.method == .head, let up = upstream, head.framing != .none {
             // A HEAD fetched as GET whose body is not needed: answer now, drop the upstream connection.
             clientFraming = .none

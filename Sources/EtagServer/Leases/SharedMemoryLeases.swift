@@ -28,8 +28,9 @@ final class SharedMemoryLeases: WriteLeases {
 
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private let cache: SharedCache
-    private let ttl: Int
-    private let maxWait: UInt64
+    /// `concurrency.lease_ttl` and `lease_wait`, replaced by a reload (SIGHUP) for the leases asked for next.
+    var ttl: Int
+    var maxWait: UInt64
     private let pid = getpid()
     /// Leases held by this worker: stripe → lease word.
     private var held: [Int: UInt64] = [:]
@@ -38,6 +39,11 @@ final class SharedMemoryLeases: WriteLeases {
     private let pollTimer: UnsafeMutablePointer<uv_timer_t> = .allocate(capacity: 1)
     private var pollScheduled: UInt64 = 0
     private var closed = false
+
+    func configure(ttl: Int, maxWait: Int) {
+        self.ttl = ttl
+        self.maxWait = UInt64(max(maxWait, 0))
+    }
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, cache: SharedCache, ttl: Int, maxWait: Int) {
         self.loop = loop

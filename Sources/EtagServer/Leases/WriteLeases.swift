@@ -22,6 +22,8 @@ protocol WriteLeases: AnyObject {
     func release(_ resource: Digest20, letExpire: Bool)
     /// A queued waiter gives up (its client went away).
     func stopWaiting(_ waiter: any LeaseWaiter, for resource: Digest20)
+    /// New `concurrency.lease_ttl` and `lease_wait` (a reload), for the leases asked for from now on.
+    func configure(ttl: Int, maxWait: Int)
     /// Stops the timers (the worker is finishing).
     func close()
 }

@@ -11,7 +11,9 @@ import Glibc
 /// `start()` binds every listener on the calling thread (so bind errors surface at once and an ephemeral
 /// port is shared by all workers), then starts the threads. `stop()` may be called from any thread.
 public final class Server: @unchecked Sendable {
-    public let config: ProxyConfig
+    /// The configuration in force: the one started with, then each reload's (restart-only keys unchanged).
+    public var config: ProxyConfig { lock.locked { current } }
+    private var current: ProxyConfig
     private var workers: [Worker] = []
     private let lock = Mutex()
     private var stopped = false
@@ -20,19 +22,19 @@ public final class Server: @unchecked Sendable {
     private var admin: AdminServer?
     /// The admin listener's port (0 without one).
     public var adminPort: Int { admin?.boundPort ?? 0 }
-    /// The upstream's address, for the admin's readiness probe.
-    let upstreamAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    /// The upstream's address (under `lock`), for the admin's readiness probe.
+    private var upstreamSockaddr = sockaddr_storage()
+    var upstreamAddress: sockaddr_storage { lock.locked { upstreamSockaddr } }
     private let stopping = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     public init(config: ProxyConfig) {
-        self.config = config
+        current = config
         stopping.initialize(to: 0)
     }
 
     deinit {
         admin?.stop()
         admin?.join()
-        upstreamAddress.deallocate()
         stopping.deallocate()
     }
 
@@ -49,7 +51,7 @@ public final class Server: @unchecked Sendable {
         guard etag_resolve_host(config.upstream.host, Int32(config.upstream.port), &upstream) == 0 else {
             throw ServerError.resolve(config.upstream.host)
         }
-        upstreamAddress.pointee = upstream
+        lock.locked { upstreamSockaddr = upstream }
         var listenAddr = sockaddr_storage()
         guard etag_parse_ip(config.listen.host, Int32(config.listen.port), &listenAddr) == 0 else {
             throw ServerError.bind(config.listen.description, "not an IP address")
@@ -88,6 +90,36 @@ public final class Server: @unchecked Sendable {
         if let n = config.cache.name { return n.hasPrefix("/") ? n : "/" + n }
         let host = config.listen.host.map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "_" }
         return "/etag-proxy-\(String(host))-\(port)"
+    }
+
+    /// Applies `new` to the exchanges that begin next on every worker (SIGHUP), without closing a connection: the
+    /// keys that need a new process (`listen`, `workers`, `io_uring`, `cache.name`, `cache.size`,
+    /// `admin.listen`) keep their running values. Returns the configuration now in force.
+    /// - Throws: `ServerError.resolve` when the new upstream host does not resolve (nothing changes).
+    @discardableResult
+    public func reload(_ new: ProxyConfig) throws -> ProxyConfig {
+        let running = config
+        var applied = new
+        applied.listen = running.listen
+        applied.workers = running.workers
+        applied.ioUring = running.ioUring
+        applied.cache.name = running.cache.name
+        applied.cache.size = running.cache.size
+        applied.admin.listen = running.admin.listen
+        var upstream = sockaddr_storage()
+        guard etag_resolve_host(applied.upstream.host, Int32(applied.upstream.port), &upstream) == 0 else {
+            throw ServerError.resolve(applied.upstream.host)
+        }
+        let settings = ExchangeSettings(config: applied)
+        let log = AccessLog(applied.accessLog)
+        lock.locked {
+            current = applied
+            upstreamSockaddr = upstream
+        }
+        for w in workers {
+            w.reload(Worker.Reload(config: applied, settings: settings, accessLog: log, upstream: upstream))
+        }
+        return applied
     }
 
     /// Every worker's metric words summed (`MetricsLayout`): one scrape, from any thread.
@@ -139,8 +171,22 @@ public final class Server: @unchecked Sendable {
     }
 }
 
-/// Blocks SIGINT/SIGTERM/SIGPIPE in the calling thread and the threads it starts later, and waits for
-/// SIGINT or SIGTERM. For `main`, before `Server.start()`.
+extension Server {
+    /// `on`, `off`, or `off (refused: …)` when `io_uring: true` but the kernel refuses it here.
+    public static func ioUringStatus(wanted: Bool) -> String {
+        guard wanted else { return "off" }
+        let rc = etag_io_uring_available()
+        return rc == 0 ? "on" : "off (refused: \(String(cString: strerror(rc))))"
+    }
+
+    /// A blocking GET for the `health` subcommand: the status, or -1 without an HTTP answer.
+    public static func probeStatus(host: String, port: Int, path: String, timeoutMs: Int) -> Int {
+        Int(etag_http_status(host, Int32(port), path, Int32(timeoutMs)))
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP/SIGPIPE in the calling thread and the threads it starts later, and waits for
+/// SIGINT, SIGTERM or SIGHUP. For `main`, before `Server.start()`.
 public enum Signals {
     public static func block() { etag_block_signals() }
     public static func wait() -> Int32 { etag_wait_signal() }

@@ -14,13 +14,20 @@ import Glibc
 /// here is touched only by the worker's thread, except `requestStop()`, which only calls `uv_async_send`.
 final class Worker: @unchecked Sendable {
     let index: Int
-    let config: ProxyConfig
-    let settings: ExchangeSettings
+    /// Replaced by a reload (SIGHUP) on this worker's thread; the restart-only keys never change.
+    private(set) var config: ProxyConfig
+    private(set) var settings: ExchangeSettings
+    /// Counts changes of the upstream by reloads: a connection made to an earlier one is never pooled again.
+    private(set) var upstreamGeneration = 0
     let loop: UnsafeMutablePointer<uv_loop_t>
     let readBuffer: UnsafeMutableRawBufferPointer
     private let listener: UnsafeMutablePointer<uv_tcp_t>
     private let stopSignal: UnsafeMutablePointer<uv_async_t>
     private let graceTimer: UnsafeMutablePointer<uv_timer_t>
+    private let reloadSignal: UnsafeMutablePointer<uv_async_t>
+    /// A reload handed over by another thread, applied on this worker's thread (under `reloadLock`).
+    private var pendingReload: Reload?
+    private let reloadLock = Mutex()
     let upstreamAddress: UnsafeMutablePointer<sockaddr_storage>
     lazy var pool = UpstreamPool(worker: self)
     /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
@@ -54,6 +61,7 @@ final class Worker: @unchecked Sendable {
         listener = .allocate(capacity: 1)
         stopSignal = .allocate(capacity: 1)
         graceTimer = .allocate(capacity: 1)
+        reloadSignal = .allocate(capacity: 1)
         flushHandle = .allocate(capacity: 1)
         upstreamAddress = .allocate(capacity: 1)
         upstreamAddress.pointee = upstream
@@ -73,6 +81,9 @@ final class Worker: @unchecked Sendable {
         stopSignal.pointee.data = me
         uv_timer_init(loop, graceTimer)
         graceTimer.pointee.data = me
+        uv_async_init(loop, reloadSignal, onReloadSignal)
+        reloadSignal.pointee.data = me
+        uv_unref(etag_uv_handle(reloadSignal))
         // Prepare handles run right before the loop polls, after every callback that may have written.
         uv_prepare_init(loop, flushHandle)
         flushHandle.pointee.data = me
@@ -119,6 +130,7 @@ final class Worker: @unchecked Sendable {
         listener.deallocate()
         stopSignal.deallocate()
         graceTimer.deallocate()
+        reloadSignal.deallocate()
         flushHandle.deallocate()
         loop.deallocate()
     }
@@ -150,6 +162,38 @@ final class Worker: @unchecked Sendable {
         clients.removeValue(forKey: ObjectIdentifier(c))
         metrics.set(.clientConnections, clients.count)
         if draining && clients.isEmpty { finish() }
+    }
+
+    // MARK: reload
+
+    struct Reload {
+        let config: ProxyConfig
+        let settings: ExchangeSettings
+        let accessLog: AccessLog
+        let upstream: sockaddr_storage
+    }
+
+    /// Hands a new configuration to this worker; it applies it to the exchanges that begin next. Any thread.
+    func reload(_ r: Reload) {
+        reloadLock.locked { pendingReload = r }
+        uv_async_send(reloadSignal)
+    }
+
+    fileprivate func applyReload() {
+        guard let r = reloadLock.locked({ () -> Reload? in
+            defer { pendingReload = nil }
+            return pendingReload
+        }) else { return }
+        let upstreamChanged = r.config.upstream != config.upstream
+        config = r.config
+        settings = r.settings
+        exchanges.apply(r.settings, accessLog: r.accessLog)
+        if upstreamChanged {
+            // Connections to the old upstream are not reused; those in use finish their exchange.
+            upstreamAddress.pointee = r.upstream
+            upstreamGeneration += 1
+            pool.closeIdle()
+        }
     }
 
     // MARK: shutdown
@@ -186,6 +230,7 @@ final class Worker: @unchecked Sendable {
         pool.closeIdle()
         uv_close(etag_uv_handle(stopSignal), nil)
         uv_close(etag_uv_handle(graceTimer), nil)
+        uv_close(etag_uv_handle(reloadSignal), nil)
         exchanges.close()
         uv_close(etag_uv_handle(flushHandle), nil)
     }
@@ -213,6 +258,10 @@ private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
 
 private func onFlushPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
     Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().deferredWrites.flush()
+}
+
+private func onReloadSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
+    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().applyReload()
 }
 
 private func onGraceTimer(_ h: UnsafeMutablePointer<uv_timer_t>?) {

@@ -24,6 +24,8 @@ final class UpstreamConnection: TCPConnection {
     /// Exchanges completed on this connection (0: fresh).
     private(set) var exchanges = 0
     var inPool = false
+    /// The worker's `upstreamGeneration` when this connection was made.
+    private(set) var upstreamGeneration = 0
 
     // The exchange in progress.
     private var method = HTTPMethod.get
@@ -116,6 +118,7 @@ final class UpstreamConnection: TCPConnection {
 
     private func connect() {
         state = .connecting
+        upstreamGeneration = worker.upstreamGeneration
         if let upstream = worker.pool.memoryUpstream {
             // The socket-free driver's upstream: connected (or refused) on the next loop turn, like a socket.
             memoryPeer = upstream.accept(self)

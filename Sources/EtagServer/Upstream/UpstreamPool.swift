@@ -40,7 +40,9 @@ final class UpstreamPool {
 
     /// Takes back a connection whose exchange ended cleanly; closes it when the pool is full or draining.
     func release(_ c: UpstreamConnection) {
-        guard !worker.draining, idle.count < worker.settings.poolKeepalive, !c.isClosing else {
+        guard !worker.draining, idle.count < worker.settings.poolKeepalive, !c.isClosing,
+            c.upstreamGeneration == worker.upstreamGeneration
+        else {
             c.close()
             return
         }
