@@ -39,7 +39,17 @@ public enum ConfigKeys {
                 c.workers = n
                 return nil
             }, render: { $0.workers.map(String.init) ?? "auto" }),
-        .choice("access_log", \.accessLog, "`stdout`, `stderr` or `off`."),
+        .choice(
+            "access_log.target", \.accessLog,
+            "`stdout`, `stderr` or `off` (`access_log: off` is short for it)."),
+        .choice(
+            "access_log.format", \.accessLogFormat,
+            "`text`, or `json`: one object per line with `time`, `client`, `method`, `target`, `protocol`, `status`, `bytes`, `duration_ms`, `upstream_status`, `upstream_ms`, `cache`, `write_check`, `request_id` (the container's config)."
+        ),
+        .size(
+            "access_log.buffer", \.accessLogBuffer, min: 4096,
+            "Log bytes waiting for a slow output; lines beyond it are dropped and counted (`etag_proxy_access_log_dropped_total`), never waited for."
+        ),
         .bool(
             "io_uring", \.ioUring,
             "Send the answers of one loop iteration with one io_uring call; `false`, or where the kernel refuses io_uring (seccomp, `kernel.io_uring_disabled`): one `write` each."

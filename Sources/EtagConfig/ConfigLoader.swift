@@ -82,6 +82,7 @@ public enum ConfigLoader {
                 }
                 try walk(inner, prefix: path, source: source, into: &config, sources: sources)
             case .scalar(let scalar):
+                let path = ConfigKeys.aliases[path] ?? path
                 guard let key = ConfigKeys.all.first(where: { $0.path == path }) else {
                     throw ConfigError(source: source, line: k.mark?.line, key: path, message: unknownKey(path))
                 }
@@ -110,6 +111,13 @@ public enum ConfigLoader {
     public static func applyEnvironment(
         _ env: [String: String], to config: inout ProxyConfig, sources: ConfigSources? = nil
     ) throws {
+        var env = env
+        for (alias, path) in ConfigKeys.aliases {
+            let name = "ETAG_PROXY_" + alias.uppercased().replacingOccurrences(of: ".", with: "_")
+            guard let v = env.removeValue(forKey: name), let key = ConfigKeys.all.first(where: { $0.path == path })
+            else { continue }
+            if env[key.environmentName] == nil { env[key.environmentName] = v }
+        }
         let names = Set(ConfigKeys.all.map(\.environmentName))
         for name in env.keys.sorted() where name.hasPrefix("ETAG_PROXY_") {
             guard !names.contains(name), !otherVariables.contains(name) else { continue }
@@ -204,11 +212,17 @@ extension ConfigKeys {
         }.joined(separator: "\n") + "\n"
     }
 
+    /// Earlier names still read: `access_log: off` is `access_log.target: off`.
+    public static let aliases: [String: String] = ["access_log": "access_log.target"]
+
     /// Keys whose new value takes effect only in a new process.
-    public static let restartOnly: Set<String> = ["listen", "workers", "io_uring", "cache.name", "cache.size", "admin.listen"]
+    public static let restartOnly: Set<String> = [
+        "listen", "workers", "io_uring", "cache.name", "cache.size", "admin.listen",
+    ]
 
     /// The keys whose rendered values differ, with both values.
-    public static func changes(from old: ProxyConfig, to new: ProxyConfig) -> [(key: String, old: String, new: String)] {
+    public static func changes(from old: ProxyConfig, to new: ProxyConfig) -> [(key: String, old: String, new: String)]
+    {
         all.compactMap { k in
             let (a, b) = (k.render(old), k.render(new))
             return a == b ? nil : (k.path, a, b)

@@ -8,6 +8,9 @@ public struct ProxyConfig: Sendable, Equatable {
     /// Worker threads, each with its own event loop and listener; nil means one per core (`auto`).
     public var workers: Int? = nil
     public var accessLog: AccessLogTarget = .stdout
+    public var accessLogFormat: AccessLogFormat = .text
+    /// Access-log bytes waiting for the log output; lines beyond it are dropped and counted.
+    public var accessLogBuffer: Int = 1024 * 1024
     /// Send the answers held during one loop iteration with one io_uring call (where the kernel allows it).
     public var ioUring: Bool = true
     public var timeouts = Timeouts()

@@ -135,8 +135,8 @@ struct HealthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "health", abstract: "Exit 0 when the running proxy's admin /healthz answers 200, else 1.")
 
-    @Option(name: .long, help: "The config file of the proxy to ask (for admin.listen).")
-    var config: String?
+    /// `etag-proxy --config FILE health`, or `etag-proxy health --config FILE`: the root command's options.
+    @ParentCommand var root: EtagProxyCommand
 
     @Option(name: .long, help: "The admin address HOST:PORT (instead of the config's admin.listen).")
     var admin: String?
@@ -157,7 +157,7 @@ struct HealthCommand: ParsableCommand {
             }
         } else {
             do {
-                address = try ConfigLoader.load(file: config).admin.listen
+                address = try root.loadConfig().admin.listen
             } catch {
                 eprint("etag-proxy health: config error: \(error)\n")
                 throw ExitCode(2)

@@ -54,16 +54,22 @@ final class ProxyProcess {
     let port: Int
     let stderrPipe = Pipe()
 
-    init(yaml: String, port: Int, extraArgs: [String] = []) throws {
+    let stdoutPipe = Pipe()
+    /// The config file the process was started with (a test may rewrite it and send SIGHUP).
+    let configFile: URL
+
+    /// - Parameter captureStdout: keep what the process writes to stdout (the access log) for `stdoutText`.
+    init(yaml: String, port: Int, extraArgs: [String] = [], captureStdout: Bool = false) throws {
         self.port = port
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("etag-\(UUID().uuidString).yaml")
+        configFile = file
         // The admin listener on an ephemeral port unless the test chose one (parallel proxies never collide).
         let yaml = yaml.contains("admin:") ? yaml : yaml + "\nadmin:\n  listen: 127.0.0.1:0\n"
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: try proxyBinary())
         process.arguments = ["--config", file.path] + extraArgs
         process.standardError = stderrPipe
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = captureStdout ? stdoutPipe : FileHandle.nullDevice
         try processLaunchLock.withLock { try process.run() }
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -92,6 +98,9 @@ final class ProxyProcess {
         SharedCache.unlink(name: "/etag-proxy-127.0.0.1-\(port)")
         return process.terminationStatus
     }
+
+    /// Everything the process wrote to stdout (call after it exited, with `captureStdout`).
+    var stdoutText: String { String(decoding: stdoutPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
 
     /// Everything the process wrote to stderr (call after it exited).
     var stderrText: String { String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }

@@ -11,6 +11,7 @@ extension ClientConnection {
     func respond(_ head: ResponseHead, body: [UInt8], tag: [UInt8]?, extra: [UInt8] = []) {
         record.statusSent = head.status
         record.upstreamStatus = head.status
+        record.cacheStatusLine = extra  // the only extra line respond is given
         let headOnly = request?.method == .head
         // RFC 9110 §8.6: no Content-Length on 204 and 304.
         let framing: ForwardingRules.ClientFraming =
@@ -45,6 +46,7 @@ extension ClientConnection {
         case .notModified:
             worker.exchanges.metrics.add(.notModifiedFromUpstream)
             record.statusSent = 304
+            record.cacheStatusLine = status
             write(
                 settings.rules.notModifiedHead(
                     etag: r.tag, date: worker.exchanges.date, fields: ForwardingRules.notModifiedFields(r.head),
@@ -65,6 +67,7 @@ extension ClientConnection {
     func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
         worker.exchanges.metrics.add(.notModifiedFromCache)
         record.statusSent = 304
+        record.cacheStatusLine = CacheStatus.hit
         let keepAlive = record.keepAliveAfter
         let http11 = record.clientIsHTTP11
         writeHead { w in

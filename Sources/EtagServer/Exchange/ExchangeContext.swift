@@ -67,9 +67,10 @@ final class ExchangeContext {
     private var invalidationService: (any CacheInvalidation)?
 
     /// A reload: new exchanges use these settings and this access log.
-    func apply(_ new: ExchangeSettings, accessLog log: AccessLog) {
+    func apply(_ new: ExchangeSettings, accessLogFormat: AccessLogFormat, logging: Bool) {
         settings = new
-        accessLog = log
+        accessLog.flush(metrics)
+        accessLog = AccessLog(format: accessLogFormat, enabled: logging, sink: accessLog.sharedSink)
         leaseService?.configure(ttl: new.leaseTTL, maxWait: new.leaseWait)
     }
 

@@ -1,3 +1,4 @@
+import EtagCore
 import EtagHTTP
 
 /// What the exchange in flight on a client connection has done so far: its request, what it answered, for how
@@ -19,4 +20,10 @@ struct ExchangeRecord {
     var bodyBytesSent: UInt64 = 0
     /// The status the upstream answered, 0 when it was not asked.
     var upstreamStatus = 0
+    /// Time spent on upstream requests (forward, pre-fetch, re-fetch).
+    var upstreamNs: UInt64 = 0
+    /// The Cache-Status field line sent, if any.
+    var cacheStatusLine: [UInt8] = []
+    /// How the write check went, for a write in `concurrency.methods`.
+    var writeCheck: MetricsLayout.WriteCheckResult?
 }

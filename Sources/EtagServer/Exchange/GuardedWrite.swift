@@ -57,6 +57,7 @@ final class GuardedWrite {
         // `If-None-Match: *` is a precondition too.
         if settings.enforceIfMatch && conditions.ifMatch == nil && conditions.ifNoneMatch?.isAny != true {
             c.worker.metrics.add(MetricsLayout.writeCheck(.preconditionRequired))
+            c.record.writeCheck = .preconditionRequired
             c.fail(
                 428, "This resource requires a conditional write: GET it, then send its ETag in If-Match.",
                 keepAlive: c.bodyDone)
@@ -215,6 +216,7 @@ final class GuardedWrite {
 
     private func count(_ result: MetricsLayout.WriteCheckResult) {
         worker.metrics.add(MetricsLayout.writeCheck(result))
+        connection.record.writeCheck = result
     }
 
     /// Sends the upstream's answer to the write, with `tag` as its ETag when there is one.
@@ -259,6 +261,8 @@ extension GuardedWrite: LeaseWaiter {
 }
 
 extension GuardedWrite: UpstreamClientDelegate {
+    func upstreamTook(ns: UInt64) { connection.record.upstreamNs &+= ns }
+
     func upstreamReceivedHead(_ head: ResponseHead) -> UpstreamBodyMode {
         fetchHead = head
         // Only a 2xx is compared (RFC 9110 §13.2.1) and only a 200 re-fetch tags the write; the upstream's

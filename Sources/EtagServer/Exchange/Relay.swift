@@ -78,6 +78,8 @@ final class Relay {
 }
 
 extension Relay: UpstreamClientDelegate {
+    func upstreamTook(ns: UInt64) { connection.record.upstreamNs &+= ns }
+
     func upstreamReceivedHead(_ head: ResponseHead) -> UpstreamBodyMode {
         let c = connection
         response = head
@@ -195,10 +197,11 @@ extension Relay {
         streaming = true
         clientFraming = ForwardingRules.clientFraming(for: head, clientIsHTTP11: http11)
         if clientFraming == .untilClose { c.record.keepAliveAfter = false }
+        connection.record.cacheStatusLine = cacheStatus(head.status, stored: false)
         pendingHead = settings.rules.clientResponseHead(
             head, framing: clientFraming, keepAlive: c.record.keepAliveAfter, clientIsHTTP11: http11,
             date: worker.exchanges.date, dropETag: settings.etagMode == .replace,
-            extra: cacheStatus(head.status, stored: false), requestId: connection.requestId)
+            extra: connection.record.cacheStatusLine, requestId: connection.requestId)
         if c.request?.method == .head, let up = upstream, head.framing != .none {
             // A HEAD fetched as GET whose body is not needed: answer now, drop the upstream connection.
             clientFraming = .none

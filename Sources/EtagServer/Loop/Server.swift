@@ -20,6 +20,7 @@ public final class Server: @unchecked Sendable {
     public private(set) var port: Int = 0
     public private(set) var cache: SharedCache?
     private var admin: AdminServer?
+    private var logSink: AccessLogSink?
     /// The admin listener's port (0 without one).
     public var adminPort: Int { admin?.boundPort ?? 0 }
     /// The upstream's address (under `lock`), for the admin's readiness probe.
@@ -57,11 +58,14 @@ public final class Server: @unchecked Sendable {
             throw ServerError.bind(config.listen.description, "not an IP address")
         }
         let settings = ExchangeSettings(config: config)
-        let log = AccessLog(config.accessLog)
+        let sink = AccessLogSink(target: config.accessLog, limit: config.accessLogBuffer)
+        logSink = sink
+        sink.start()
         let memo = NotModifiedFieldsMemo()
         for i in 0..<workerCount {
             let w = try Worker(
-                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream, accessLog: log,
+                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream,
+                accessLog: AccessLog(format: config.accessLogFormat, enabled: config.accessLog != .off, sink: sink),
                 notModifiedFields: memo)
             if i == 0 {
                 port = w.boundPort
@@ -111,13 +115,13 @@ public final class Server: @unchecked Sendable {
             throw ServerError.resolve(applied.upstream.host)
         }
         let settings = ExchangeSettings(config: applied)
-        let log = AccessLog(applied.accessLog)
+        logSink?.setTarget(applied.accessLog, limit: applied.accessLogBuffer)
         lock.locked {
             current = applied
             upstreamSockaddr = upstream
         }
         for w in workers {
-            w.reload(Worker.Reload(config: applied, settings: settings, accessLog: log, upstream: upstream))
+            w.reload(Worker.Reload(config: applied, settings: settings, upstream: upstream))
         }
         return applied
     }
@@ -157,6 +161,7 @@ public final class Server: @unchecked Sendable {
         for w in workers { w.join() }
         admin?.stop()
         admin?.join()
+        logSink?.stop()
     }
 
     private func setPort(_ addr: inout sockaddr_storage, _ port: Int) {

@@ -169,7 +169,6 @@ final class Worker: @unchecked Sendable {
     struct Reload {
         let config: ProxyConfig
         let settings: ExchangeSettings
-        let accessLog: AccessLog
         let upstream: sockaddr_storage
     }
 
@@ -180,14 +179,16 @@ final class Worker: @unchecked Sendable {
     }
 
     fileprivate func applyReload() {
-        guard let r = reloadLock.locked({ () -> Reload? in
-            defer { pendingReload = nil }
-            return pendingReload
-        }) else { return }
+        guard
+            let r = reloadLock.locked({ () -> Reload? in
+                defer { pendingReload = nil }
+                return pendingReload
+            })
+        else { return }
         let upstreamChanged = r.config.upstream != config.upstream
         config = r.config
         settings = r.settings
-        exchanges.apply(r.settings, accessLog: r.accessLog)
+        exchanges.apply(r.settings, accessLogFormat: r.config.accessLogFormat, logging: r.config.accessLog != .off)
         if upstreamChanged {
             // Connections to the old upstream are not reused; those in use finish their exchange.
             upstreamAddress.pointee = r.upstream
@@ -231,6 +232,7 @@ final class Worker: @unchecked Sendable {
         uv_close(etag_uv_handle(stopSignal), nil)
         uv_close(etag_uv_handle(graceTimer), nil)
         uv_close(etag_uv_handle(reloadSignal), nil)
+        exchanges.accessLog.flush(metrics)
         exchanges.close()
         uv_close(etag_uv_handle(flushHandle), nil)
     }
@@ -257,7 +259,9 @@ private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
 }
 
 private func onFlushPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
-    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().deferredWrites.flush()
+    let w = Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+    w.deferredWrites.flush()
+    w.exchanges.accessLog.flush(w.metrics)
 }
 
 private func onReloadSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {

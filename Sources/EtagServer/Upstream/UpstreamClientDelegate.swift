@@ -46,6 +46,8 @@ protocol UpstreamClientDelegate: AnyObject {
     func upstreamRetried(on fresh: UpstreamConnection)
     /// The socket took every queued request byte (for request-body back-pressure).
     func upstreamTookRequestBytes()
+    /// How long the exchange took upstream, told right before `upstreamFinished` or `upstreamFailed`.
+    func upstreamTook(ns: UInt64)
 }
 
 extension UpstreamClientDelegate {
@@ -53,4 +55,5 @@ extension UpstreamClientDelegate {
     func upstreamAwaitsBody() {}
     func upstreamHeldBodyOverflowed() -> UpstreamBodyMode { .discard }
     func upstreamTookRequestBytes() {}
+    func upstreamTook(ns: UInt64) {}
 }

@@ -272,8 +272,10 @@ final class UpstreamConnection: TCPConnection {
         let d = delegate
         let keep = hasResponse && responseKeepAlive && requestComplete && noLeftover && !isClosing
         let m = worker.metrics
-        m.observe(MetricsLayout.upstreamDuration(kind), ns: uv_hrtime() &- sentAt)
+        let took = uv_hrtime() &- sentAt
+        m.observe(MetricsLayout.upstreamDuration(kind), ns: took)
         m.upstreamReached(nowMs: worker.now)
+        d?.upstreamTook(ns: took)
         endExchange()
         if keep {
             stopTimer()
@@ -287,9 +289,11 @@ final class UpstreamConnection: TCPConnection {
     private func fail(_ failure: UpstreamFailure) {
         let d = delegate
         let m = worker.metrics
-        if d != nil {
+        if let d {
             if !hasResponse { m.add(MetricsLayout.upstreamRequest(kind, status: nil)) }
-            m.observe(MetricsLayout.upstreamDuration(kind), ns: uv_hrtime() &- sentAt)
+            let took = uv_hrtime() &- sentAt
+            m.observe(MetricsLayout.upstreamDuration(kind), ns: took)
+            d.upstreamTook(ns: took)
         }
         switch failure {
         case .unreachable(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
