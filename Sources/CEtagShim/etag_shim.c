@@ -24,6 +24,19 @@ int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockadd
     return uv_tcp_bind(tcp, addr, 0);
 }
 
+int etag_port_in_use(const struct sockaddr *addr) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return uv_translate_sys_error(errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* a port in TIME_WAIT is free */
+    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int rc = bind(fd, addr, len);
+    int err = errno;
+    close(fd);
+    if (rc == 0) return 0;
+    return err == EADDRINUSE ? 1 : uv_translate_sys_error(err);
+}
+
 int etag_tcp_local_port(uv_tcp_t *tcp) {
     struct sockaddr_storage ss;
     int len = sizeof ss;
@@ -124,4 +137,16 @@ int etag_io_uring_available(void) {
     if (u == NULL) return error == 0 ? -1 : error;
     etag_uring_free(u);
     return 0;
+}
+
+int etag_addrinfo_first(const struct addrinfo *info, int port, struct sockaddr_storage *out) {
+    for (const struct addrinfo *a = info; a != NULL; a = a->ai_next) {
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+        memset(out, 0, sizeof *out);
+        memcpy(out, a->ai_addr, a->ai_addrlen);
+        if (out->ss_family == AF_INET) ((struct sockaddr_in *)out)->sin_port = htons(port);
+        else ((struct sockaddr_in6 *)out)->sin6_port = htons(port);
+        return 0;
+    }
+    return -1;
 }

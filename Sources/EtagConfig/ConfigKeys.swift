@@ -26,6 +26,14 @@ public enum ConfigKeys {
                 }
                 return nil
             }, render: { $0.upstream.description }),
+        .bool(
+            "listen_reuse", \.listenReuse,
+            "Start even where another process already listens on `listen`, sharing the port (`--takeover`): start the new proxy, then SIGTERM the old one, which drains. Off: a second instance is a start-up error."
+        ),
+        .duration(
+            "upstream_resolve_ttl", \.upstreamResolveTTL,
+            "How long the upstream host's looked-up address is used; names are looked up when connecting, so one that does not resolve yet is a 502 until it does."
+        ),
         ConfigKey(
             "workers", "Worker threads (each its own event loop, listener and upstream pool); `auto` = one per core.",
             apply: { c, text in

@@ -202,6 +202,8 @@ public final class ConfigSources: @unchecked Sendable {
     public private(set) var byKey: [String: String] = [:]
     public init() {}
     func set(_ key: String, _ source: String) { byKey[key] = source }
+    /// Records a value a caller set itself (a flag of its own).
+    public func note(_ key: String, _ source: String) { byKey[key] = source }
 }
 
 extension ConfigKeys {
@@ -217,7 +219,7 @@ extension ConfigKeys {
 
     /// Keys whose new value takes effect only in a new process.
     public static let restartOnly: Set<String> = [
-        "listen", "workers", "io_uring", "cache.name", "cache.size", "admin.listen",
+        "listen", "listen_reuse", "workers", "io_uring", "cache.name", "cache.size", "admin.listen",
     ]
 
     /// The keys whose rendered values differ, with both values.

@@ -5,8 +5,12 @@ import EtagHTTP
 public struct ProxyConfig: Sendable, Equatable {
     public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080)
     public var upstream: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 9000)
+    /// How long a looked-up upstream address is used before the name is looked up again.
+    public var upstreamResolveTTL: Int = 30_000
     /// Worker threads, each with its own event loop and listener; nil means one per core (`auto`).
     public var workers: Int? = nil
+    /// Join a port another etag-proxy already listens on (a zero-downtime upgrade) instead of refusing to start.
+    public var listenReuse: Bool = false
     public var accessLog: AccessLogTarget = .stdout
     public var accessLogFormat: AccessLogFormat = .text
     /// Access-log bytes waiting for the log output; lines beyond it are dropped and counted.

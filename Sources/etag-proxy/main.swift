@@ -39,12 +39,19 @@ struct EtagProxyCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the effective configuration, each value with its source, and exit.")
     var printConfig = false
 
+    @Flag(name: .long, help: "Share the listen port with a proxy already there (listen_reuse: true), to replace it.")
+    var takeover = false
+
     /// The file, the environment, then the flags.
     func loadConfig(sources: ConfigSources? = nil) throws(ConfigError) -> ProxyConfig {
         do {
             var cfg = try ConfigLoader.load(file: config, sources: sources)
             try ConfigLoader.applyFlags(
                 listen: listen, upstream: upstream, workers: workers, to: &cfg, sources: sources)
+            if takeover {
+                cfg.listenReuse = true
+                sources?.note("listen_reuse", "flag --takeover")
+            }
             return cfg
         } catch let e as ConfigError {
             throw e
@@ -113,13 +120,7 @@ struct EtagProxyCommand: ParsableCommand {
             return
         }
         let old = server.config
-        let applied: ProxyConfig
-        do {
-            applied = try server.reload(new)
-        } catch {
-            eprint("etag-proxy: reload failed, keeping the running config: \(error)\n")
-            return
-        }
+        let applied = server.reload(new)
         let changed = ConfigKeys.changes(from: old, to: applied).map { "\($0.key) \($0.old) -> \($0.new)" }
         let skipped = ConfigKeys.changes(from: applied, to: new).map { "\($0.key) \($0.new)" }
         var line = "etag-proxy: reloaded \(config ?? "(defaults)"): "

@@ -58,7 +58,7 @@ final class ExchangeDriver {
         self.handler = handler
         worker = try Worker(
             index: 0, config: config, settings: ExchangeSettings(config: config), listen: nil,
-            upstream: sockaddr_storage(), accessLog: AccessLog(format: .text, enabled: false, sink: nil),
+            accessLog: AccessLog(format: .text, enabled: false, sink: nil),
             notModifiedFields: NotModifiedFieldsMemo())
         worker.exchanges.cache = try SharedCache(name: regionName, size: config.cache.size)
         worker.pool.memoryUpstream = upstream

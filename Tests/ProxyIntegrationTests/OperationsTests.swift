@@ -236,4 +236,59 @@ struct OperationsTests {
         #expect(down.status == 1)
         #expect(down.err.contains("no answer"))
     }
+
+    @Test func aSecondInstanceOnTheSamePortIsRefused() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let port = try freePort()
+        let yaml = "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\naccess_log: off\n"
+        let first = try ProxyProcess(yaml: yaml, port: port)
+        defer {
+            first.signal(SIGTERM)
+            _ = first.waitForExit()
+        }
+        let file = try writeConfig(yaml + "admin:\n  listen: 127.0.0.1:0\n")
+        let second = try runProcess(try proxyBinary(), ["--config", file.path])
+        #expect(second.status == 1)
+        #expect(second.err.contains("another process already listens there"), "\(second.err)")
+        #expect(second.err.contains("--takeover"))
+    }
+
+    /// The documented zero-downtime upgrade: start the new process with --takeover, SIGTERM the old one (it
+    /// drains) — no request fails meanwhile.
+    @Test func takeoverThenSigtermTheOldOneLosesNoRequest() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let port = try freePort()
+        let yaml = "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\naccess_log: off\nworkers: 2\n"
+        let old = try ProxyProcess(yaml: yaml, port: port)
+        let failures = Shared(0)
+        let sent = Shared(0)
+        let done = Shared(false)
+        let load = Thread {
+            while !done.get {
+                guard let c = try? RawClient(port: port, timeout: 5) else {
+                    failures.update { $0 += 1 }
+                    continue
+                }
+                c.send("GET /t HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                if c.response()?.status != 200 { failures.update { $0 += 1 } }
+                sent.update { $0 += 1 }
+                c.close()
+            }
+        }
+        load.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        let new = try ProxyProcess(yaml: yaml, port: port, extraArgs: ["--takeover"])
+        Thread.sleep(forTimeInterval: 0.3)
+        old.signal(SIGTERM)
+        #expect(old.waitForExit() == 0)
+        Thread.sleep(forTimeInterval: 0.3)
+        done.set(true)
+        while load.isExecuting { Thread.sleep(forTimeInterval: 0.02) }
+        new.signal(SIGTERM)
+        #expect(new.waitForExit() == 0)
+        #expect(failures.get == 0, "\(failures.get) of \(sent.get) failed")
+        #expect(sent.get > 50)
+    }
 }

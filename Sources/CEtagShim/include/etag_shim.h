@@ -7,6 +7,10 @@
 /// UV_TCP_REUSEPORT) and binds it. Returns 0 or a libuv error code.
 int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr);
 
+/// Whether another socket already listens on `addr` (a bind without SO_REUSEPORT fails with EADDRINUSE): 1 yes,
+/// 0 no, or a negative libuv error for another failure. Lets a second proxy refuse to join by mistake.
+int etag_port_in_use(const struct sockaddr *addr);
+
 /// The local port a bound TCP handle listens on, or a negative libuv error code.
 int etag_tcp_local_port(uv_tcp_t *tcp);
 
@@ -15,6 +19,10 @@ int etag_parse_ip(const char *host, int port, struct sockaddr_storage *out);
 
 /// Resolves a host name (blocking, start-up only) to the first IPv4/IPv6 address. Returns 0 or -1.
 int etag_resolve_host(const char *host, int port, struct sockaddr_storage *out);
+
+struct addrinfo;
+/// Copies the first IPv4/IPv6 address of a getaddrinfo answer into `out` with `port`. Returns 0 or -1.
+int etag_addrinfo_first(const struct addrinfo *info, int port, struct sockaddr_storage *out);
 
 /// Formats the peer address of a TCP handle into `buf` ("a.b.c.d" or IPv6). Returns length or 0.
 int etag_tcp_peer_ip(uv_tcp_t *tcp, char *buf, int len);

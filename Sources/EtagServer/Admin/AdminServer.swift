@@ -29,6 +29,8 @@ final class AdminServer: @unchecked Sendable {
     private var probeEvidence = Readiness.Evidence()
     private var probe: UpstreamProbe?
     private var awaitingProbe: [AdminConnection] = []
+    /// The admin's own lookup of the upstream's name (renewed when a reload changes the upstream).
+    private var resolver: UpstreamResolver?
     private var dateSecond = -1
     private var dateBytes: [UInt8] = []
 
@@ -174,7 +176,21 @@ final class AdminServer: @unchecked Sendable {
             for c in waiting where !c.answered { readiness(c, headOnly: c.headOnly, probed: true) }
         }
         probe = p
-        p.start(server.upstreamAddress)
+        let upstream = server.config.upstream
+        if resolver?.host != upstream.host || resolver?.port != upstream.port {
+            resolver = UpstreamResolver(
+                loop: loop, host: upstream.host, port: upstream.port, ttlMs: server.config.upstreamResolveTTL)
+        }
+        switch resolver!.resolve({ answer in
+            switch answer {
+            case .address(let a): p.start(a)
+            case .failed(let code): p.report(code)
+            }
+        }) {
+        case .now(let a): p.start(a)
+        case .failedRecently(let code): p.report(code)
+        case .later: break
+        }
     }
 }
 

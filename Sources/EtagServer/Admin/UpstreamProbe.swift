@@ -41,6 +41,13 @@ final class UpstreamProbe {
         uv_timer_start(timer, onProbeTimeout, UInt64(max(timeoutMs, 1)), 0)
     }
 
+    /// Reports a failure found before connecting (the name did not resolve).
+    func report(_ code: Int32) {
+        guard let d = done else { return }
+        done = nil
+        d(code)
+    }
+
     fileprivate func finish(_ code: Int32) {
         guard let d = done else { return }
         done = nil
@@ -53,6 +60,7 @@ final class UpstreamProbe {
     /// Ends the probe without reporting (the admin server is closing).
     func cancel() {
         done = nil
+        guard openHandles > 0 else { return }  // still waiting for the name: no handle yet
         for h in [etag_uv_handle(tcp), etag_uv_handle(timer)] where uv_is_closing(h) == 0 {
             uv_close(h, onProbeClose)
         }

@@ -294,6 +294,8 @@ extension GuardedWrite: UpstreamClientDelegate {
         switch failure {
         case .unreachable(let code):
             fetchFailed("the upstream is unreachable: \(UVError.name(code))")
+        case .unresolved(let code):
+            fetchFailed("cannot resolve the upstream host \(worker.resolver.host): \(UVError.name(code))")
         case .connectTimedOut, .timedOut:
             fetchFailed("the upstream did not answer the \(which) in time", status: 504)
         case .closed:

@@ -161,6 +161,9 @@ extension Relay: UpstreamClientDelegate {
         switch failure {
         case .unreachable(let code):
             c.fail(502, "the upstream is unreachable: \(UVError.name(code))", keepAlive: true)
+        case .unresolved(let code):
+            c.fail(
+                502, "cannot resolve the upstream host \(worker.resolver.host): \(UVError.name(code))", keepAlive: true)
         case .connectTimedOut:
             c.fail(504, "connecting to the upstream timed out", keepAlive: true)
         case .timedOut:

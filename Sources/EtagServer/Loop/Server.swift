@@ -23,9 +23,6 @@ public final class Server: @unchecked Sendable {
     private var logSink: AccessLogSink?
     /// The admin listener's port (0 without one).
     public var adminPort: Int { admin?.boundPort ?? 0 }
-    /// The upstream's address (under `lock`), for the admin's readiness probe.
-    private var upstreamSockaddr = sockaddr_storage()
-    var upstreamAddress: sockaddr_storage { lock.locked { upstreamSockaddr } }
     private let stopping = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     public init(config: ProxyConfig) {
@@ -46,16 +43,22 @@ public final class Server: @unchecked Sendable {
     public var workerCount: Int { config.workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Binds and starts the workers.
-    /// - Throws: `ServerError` when the listen address cannot be bound or the upstream host not resolved.
+    /// - Throws: `ServerError` when a listen address cannot be bound. The upstream's name is looked up when
+    ///   connecting (`UpstreamResolver`), so one that does not resolve yet is no reason not to start.
     public func start() throws {
-        var upstream = sockaddr_storage()
-        guard etag_resolve_host(config.upstream.host, Int32(config.upstream.port), &upstream) == 0 else {
-            throw ServerError.resolve(config.upstream.host)
-        }
-        lock.locked { upstreamSockaddr = upstream }
         var listenAddr = sockaddr_storage()
         guard etag_parse_ip(config.listen.host, Int32(config.listen.port), &listenAddr) == 0 else {
             throw ServerError.bind(config.listen.description, "not an IP address")
+        }
+        if !config.listenReuse && config.listen.port != 0 {
+            let inUse = withUnsafePointer(to: &listenAddr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { etag_port_in_use($0) }
+            }
+            if inUse == 1 {
+                throw ServerError.bind(
+                    config.listen.description,
+                    "another process already listens there (set listen_reuse: true or pass --takeover to share it)")
+            }
         }
         let settings = ExchangeSettings(config: config)
         let sink = AccessLogSink(target: config.accessLog, limit: config.accessLogBuffer)
@@ -64,7 +67,7 @@ public final class Server: @unchecked Sendable {
         let memo = NotModifiedFieldsMemo()
         for i in 0..<workerCount {
             let w = try Worker(
-                index: i, config: config, settings: settings, listen: listenAddr, upstream: upstream,
+                index: i, config: config, settings: settings, listen: listenAddr,
                 accessLog: AccessLog(format: config.accessLogFormat, enabled: config.accessLog != .off, sink: sink),
                 notModifiedFields: memo)
             if i == 0 {
@@ -99,29 +102,22 @@ public final class Server: @unchecked Sendable {
     /// Applies `new` to the exchanges that begin next on every worker (SIGHUP), without closing a connection: the
     /// keys that need a new process (`listen`, `workers`, `io_uring`, `cache.name`, `cache.size`,
     /// `admin.listen`) keep their running values. Returns the configuration now in force.
-    /// - Throws: `ServerError.resolve` when the new upstream host does not resolve (nothing changes).
     @discardableResult
-    public func reload(_ new: ProxyConfig) throws -> ProxyConfig {
+    public func reload(_ new: ProxyConfig) -> ProxyConfig {
         let running = config
         var applied = new
         applied.listen = running.listen
+        applied.listenReuse = running.listenReuse
         applied.workers = running.workers
         applied.ioUring = running.ioUring
         applied.cache.name = running.cache.name
         applied.cache.size = running.cache.size
         applied.admin.listen = running.admin.listen
-        var upstream = sockaddr_storage()
-        guard etag_resolve_host(applied.upstream.host, Int32(applied.upstream.port), &upstream) == 0 else {
-            throw ServerError.resolve(applied.upstream.host)
-        }
         let settings = ExchangeSettings(config: applied)
         logSink?.setTarget(applied.accessLog, limit: applied.accessLogBuffer)
-        lock.locked {
-            current = applied
-            upstreamSockaddr = upstream
-        }
+        lock.locked { current = applied }
         for w in workers {
-            w.reload(Worker.Reload(config: applied, settings: settings, upstream: upstream))
+            w.reload(Worker.Reload(config: applied, settings: settings))
         }
         return applied
     }

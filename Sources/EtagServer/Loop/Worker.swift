@@ -28,8 +28,10 @@ final class Worker: @unchecked Sendable {
     /// A reload handed over by another thread, applied on this worker's thread (under `reloadLock`).
     private var pendingReload: Reload?
     private let reloadLock = Mutex()
-    let upstreamAddress: UnsafeMutablePointer<sockaddr_storage>
     lazy var pool = UpstreamPool(worker: self)
+    /// The upstream's address, looked up when connecting; replaced by a reload that changes the upstream.
+    lazy var resolver = UpstreamResolver(
+        loop: loop, host: config.upstream.host, port: config.upstream.port, ttlMs: config.upstreamResolveTTL)
     /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
     let exchanges: ExchangeContext
     /// This worker's counters and upstream health, read by the admin thread.
@@ -46,7 +48,7 @@ final class Worker: @unchecked Sendable {
     /// listener (the socket-free driver hands the worker its connections through `adopt`).
     init(
         index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage?,
-        upstream: sockaddr_storage, accessLog: AccessLog, notModifiedFields: NotModifiedFieldsMemo
+        accessLog: AccessLog, notModifiedFields: NotModifiedFieldsMemo
     ) throws {
         self.index = index
         self.config = config
@@ -63,8 +65,6 @@ final class Worker: @unchecked Sendable {
         graceTimer = .allocate(capacity: 1)
         reloadSignal = .allocate(capacity: 1)
         flushHandle = .allocate(capacity: 1)
-        upstreamAddress = .allocate(capacity: 1)
-        upstreamAddress.pointee = upstream
         let me = Unmanaged.passUnretained(self).toOpaque()
         if var addr = listen {
             let rc = withUnsafePointer(to: &addr) {
@@ -124,7 +124,6 @@ final class Worker: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
-        upstreamAddress.deallocate()
         // A loop that never ran (or still holds a handle) keeps its memory: leaked rather than freed under libuv.
         guard loopClosed else { return }
         listener.deallocate()
@@ -169,7 +168,6 @@ final class Worker: @unchecked Sendable {
     struct Reload {
         let config: ProxyConfig
         let settings: ExchangeSettings
-        let upstream: sockaddr_storage
     }
 
     /// Hands a new configuration to this worker; it applies it to the exchanges that begin next. Any thread.
@@ -191,7 +189,9 @@ final class Worker: @unchecked Sendable {
         exchanges.apply(r.settings, accessLogFormat: r.config.accessLogFormat, logging: r.config.accessLog != .off)
         if upstreamChanged {
             // Connections to the old upstream are not reused; those in use finish their exchange.
-            upstreamAddress.pointee = r.upstream
+            resolver = UpstreamResolver(
+                loop: loop, host: r.config.upstream.host, port: r.config.upstream.port,
+                ttlMs: r.config.upstreamResolveTTL)
             upstreamGeneration += 1
             pool.closeIdle()
         }

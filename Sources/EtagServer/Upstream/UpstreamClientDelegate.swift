@@ -16,6 +16,8 @@ enum UpstreamBodyMode {
 enum UpstreamFailure: Equatable {
     /// The connection could not be made (libuv error code).
     case unreachable(Int32)
+    /// The upstream's host name did not resolve (a libuv `UV_EAI_*` code).
+    case unresolved(Int32)
     /// Connecting took longer than `timeouts.connect`.
     case connectTimedOut
     /// No progress on the response within `timeouts.upstream`.

@@ -18,8 +18,8 @@ final class UpstreamConnection: TCPConnection {
     private unowned(unsafe) var delegate: (any UpstreamClientDelegate)?
     private var state = State.fresh
     private var timerPurpose = TimerPurpose.connect
-    /// A synchronous connect error, reported from the timer on the next loop turn.
-    private var connectError: Int32 = 0
+    /// A failure found while starting to connect, reported from the timer on the next loop turn.
+    private var connectFailure: UpstreamFailure?
     private var pendingUntilConnected: [UInt8] = []
     /// Exchanges completed on this connection (0: fresh).
     private(set) var exchanges = 0
@@ -122,23 +122,40 @@ final class UpstreamConnection: TCPConnection {
         if let upstream = worker.pool.memoryUpstream {
             // The socket-free driver's upstream: connected (or refused) on the next loop turn, like a socket.
             memoryPeer = upstream.accept(self)
-            if memoryPeer == nil { connectError = UV_ECONNREFUSED.rawValue }
+            if memoryPeer == nil { connectFailure = .unreachable(UV_ECONNREFUSED.rawValue) }
             arm(.connect, 0)
             return
         }
+        // The connect timeout covers the lookup too.
+        arm(.connect, settings.timeouts.connect)
+        switch worker.resolver.resolve({ [self] answer in
+            guard !isClosing, state == .connecting else { return }
+            switch answer {
+            case .address(let a): connect(to: a)
+            case .failed(let code): fail(.unresolved(code))
+            }
+        }) {
+        case .now(let a): connect(to: a)
+        case .failedRecently(let code):
+            connectFailure = .unresolved(code)
+            arm(.connect, 0)
+        case .later: break
+        }
+    }
+
+    private func connect(to address: sockaddr_storage) {
+        var address = address
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_tcp_nodelay(tcp, 1)
-        let rc = worker.upstreamAddress.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            uv_tcp_connect(req, tcp, $0, onUpstreamConnect)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_connect(req, tcp, $0, onUpstreamConnect) }
         }
         if rc != 0 {
             req.deallocate()
-            connectError = rc  // reported on the next loop turn, never inside `begin`
+            connectFailure = .unreachable(rc)  // reported on the next loop turn, never inside `begin`
             arm(.connect, 0)
-            return
         }
-        arm(.connect, settings.timeouts.connect)
     }
 
     fileprivate func didConnect(_ status: Int32) {
@@ -296,7 +313,7 @@ final class UpstreamConnection: TCPConnection {
             d.upstreamTook(ns: took)
         }
         switch failure {
-        case .unreachable(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
+        case .unreachable(let code), .unresolved(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
         case .connectTimedOut: m.upstreamUnreachable(nowMs: worker.now, code: UV_ETIMEDOUT.rawValue)
         default: break
         }
@@ -351,7 +368,7 @@ final class UpstreamConnection: TCPConnection {
         case .idle:
             close()
         case .connect:
-            if connectError != 0 { return fail(.unreachable(connectError)) }
+            if let f = connectFailure { return fail(f) }
             if memoryPeer != nil && state == .connecting { return didConnect(0) }
             fail(.connectTimedOut)
         case .response:
