@@ -47,7 +47,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP", "TestSupport"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
-        .testTarget(name: "EtagConfigTests", dependencies: ["EtagConfig", "EtagCore", "EtagHTTP"]),
+        .testTarget(
+            name: "EtagConfigTests",
+            dependencies: ["EtagConfig", "EtagCore", "EtagHTTP", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EtagCacheTests", dependencies: ["EtagCache", "EtagCore"]),
         // Exchanges driven in-process against a scripted upstream: no sockets, no sleeps.
         .testTarget(

@@ -23,9 +23,17 @@ final class PersonStore: @unchecked Sendable {
                     return json(200, all)
                 case "POST":
                     guard var fields = object(body) else { return error(400, "the body must be a JSON object") }
-                    let id = nextID
-                    nextID += 1
-                    fields["id"] = id
+                    // An id given in the body (`person_id` or `id`, a number or a numeric string) is used;
+                    // otherwise the next free one is assigned.
+                    let given = Self.givenID(fields)
+                    if given == nil, fields["person_id"] != nil || fields["id"] != nil {
+                        return error(400, "person_id must be a positive whole number")
+                    }
+                    if let id = given, persons[id] != nil { return error(409, "person \(id) exists already") }
+                    while persons[nextID] != nil { nextID += 1 }
+                    let id = given ?? nextID
+                    if given == nil { nextID += 1 }
+                    if fields["person_id"] == nil { fields["id"] = id }
                     fields["change_date"] = Self.now()
                     persons[id] = fields
                     var a = json(201, fields)
@@ -43,7 +51,7 @@ final class PersonStore: @unchecked Sendable {
             case "PUT", "PATCH":
                 guard let fields = object(body) else { return error(400, "the body must be a JSON object") }
                 var updated = method == "PUT" ? fields : current.merging(fields) { _, new in new }
-                updated["id"] = id
+                if updated["person_id"] == nil { updated["id"] = id }
                 updated["change_date"] = Self.now()
                 persons[id] = updated
                 return json(200, updated)
@@ -54,6 +62,14 @@ final class PersonStore: @unchecked Sendable {
                 return error(405, "method not allowed")
             }
         }
+    }
+
+    static func givenID(_ fields: [String: Any]) -> Int? {
+        for key in ["person_id", "id"] {
+            if let n = fields[key] as? Int, n > 0 { return n }
+            if let s = fields[key] as? String, let n = Int(s), n > 0 { return n }
+        }
+        return nil
     }
 
     private func object(_ body: Data) -> [String: Any]? {

@@ -89,4 +89,52 @@ struct DemoWalkthroughTests {
         #expect(again.status == 200)
         #expect(again.bodyText.contains("Byron"))
     }
+
+    /// The demo API and a proxy in front of it; `body` gets the proxy's base URL.
+    func withDemo(_ body: (String) throws -> Void) throws {
+        let apiPort = try freePort()
+        let demo = Process()
+        demo.executableURL = URL(fileURLWithPath: try proxyBinary()).deletingLastPathComponent().appendingPathComponent(
+            "etag-demo-api")
+        demo.arguments = ["--listen", "127.0.0.1:\(apiPort)"]
+        demo.standardError = FileHandle.nullDevice
+        try processLaunchLock.withLock { try demo.run() }
+        defer {
+            kill(demo.processIdentifier, SIGTERM)
+            demo.waitUntilExit()
+        }
+        let port = try freePort()
+        let region = "etag-proxy-walkthrough2-\(getpid())"
+        let proxy = try ProxyProcess(
+            yaml: "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(apiPort)\naccess_log: off\n"
+                + "cache:\n  name: \(region)\n", port: port)
+        defer {
+            proxy.signal(SIGTERM)
+            _ = proxy.waitForExit()
+            SharedCache.unlink(name: "/" + region)
+        }
+        try body("127.0.0.1:\(port)")
+    }
+
+    /// The README's walkthrough block, pasted into bash as it stands (only the port changed): the seed's own
+    /// bodies (`person_id`, `person_name`), the tag captured in a shell variable.
+    @Test func theReadmeWalkthroughRunsAsPasted() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "<!-- walkthrough -->\n```sh\n"))
+        let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let script = String(readme[start.upperBound..<end.lowerBound])
+        #expect(script.contains("person_name"))
+        try withDemo { base in
+            let r = try runProcess(
+                "/bin/bash", ["-c", script.replacingOccurrences(of: "localhost:8080", with: base)])
+            let statuses = r.out.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("HTTP/1.1 ") }.map {
+                $0.dropFirst(9).prefix(3)
+            }
+            #expect(statuses == ["201", "200", "304", "200", "412", "200"], "\(r.out)\n\(r.err)")
+            #expect(r.out.contains("\"person_name\":\"Wim\""))
+            #expect(r.out.contains("Location: /persons/1"))
+        }
+    }
 }
