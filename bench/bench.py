@@ -115,6 +115,8 @@ def etag_of(port, path):
 
 
 def main():
+    # The admin listener on an ephemeral port (a fixed one may be taken; builds without it ignore the variable).
+    os.environ["ETAG_PROXY_ADMIN_LISTEN"] = "127.0.0.1:0"
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--duration", type=int, default=4)

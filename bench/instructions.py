@@ -48,6 +48,8 @@ def per_request(d, name, cmd, port, path, header, n, prime):
 
 
 def main():
+    # The admin listener on an ephemeral port (a fixed one may be taken; builds without it ignore the variable).
+    os.environ["ETAG_PROXY_ADMIN_LISTEN"] = "127.0.0.1:0"
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--binary", default=".build/release/etag-proxy")
