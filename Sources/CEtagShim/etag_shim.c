@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 // C helpers for what Swift cannot express directly. No state; every function is thread-safe.
 #include "etag_shim.h"
 #include <netdb.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/time.h>
+#include <time.h>
 #include "etag_uring.h"
 
 int etag_tcp_bind_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr) {
@@ -148,5 +150,19 @@ int etag_addrinfo_first(const struct addrinfo *info, int port, struct sockaddr_s
         else ((struct sockaddr_in6 *)out)->sin6_port = htons(port);
         return 0;
     }
+    return -1;
+}
+
+int etag_thread_join_within(pthread_t thread, int ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(thread, NULL, &deadline) == 0) return 0;
+    pthread_detach(thread);
     return -1;
 }

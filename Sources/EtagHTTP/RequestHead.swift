@@ -27,6 +27,8 @@ public struct RequestHead: Sendable {
     public var expectContinue: Bool
     /// Field names listed in Connection, other than close / keep-alive (hop-by-hop, RFC 9110 §7.6.1).
     public var connectionOptions: [Range<Int>]
+    /// The first X-Request-Id value, found while the head was parsed.
+    public var requestIdRange: Range<Int>? = nil
 
     public var isHTTP11: Bool { minorVersion >= 1 }
 

@@ -74,6 +74,7 @@ public enum RequestParser {
         var sawAuthorization = false
         var sawProxyAuthorization = false
         var sawContentType = false
+        var requestIdRange: Range<Int>? = nil
 
         for f in fields {
             let nm = f.name
@@ -101,6 +102,8 @@ public enum RequestParser {
             case 12 where b.equalsLowercase(nm, "content-type"):
                 singletonRepeated = singletonRepeated || sawContentType
                 sawContentType = true
+            case 12 where requestIdRange == nil && b.equalsLowercase(nm, "x-request-id"):
+                requestIdRange = f.value
             case 6 where b.equalsLowercase(nm, "expect"):
                 // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
                 if b.equalsLowercase(f.value, "100-continue") {
@@ -173,7 +176,7 @@ public enum RequestParser {
             head: FieldBlock(bytes: copy, fields: fields), method: method, methodRange: methodRange,
             targetRange: targetRange, pathRange: pathRange, authorityRange: authorityRange, hostRange: hostRange,
             minorVersion: minor, framing: framing, keepAlive: keepAlive, expectContinue: expectContinue,
-            connectionOptions: options)
+            connectionOptions: options, requestIdRange: requestIdRange)
     }
 
     /// Whether the path (up to `?`) has a segment that is `.` or `..`, each dot possibly written `%2e`/`%2E`.

@@ -134,4 +134,24 @@ struct AdminEndpointTests {
         #expect(try get(admin, "/healthz").status == 200)
         #expect(slow.response()?.status == 200, "the request in flight is finished")
     }
+
+    @Test func theAdminListenerIsNotBoundByTheClientLimits() throws {
+        let up = try TestUpstream()
+        let proxy = try ProxyHarness(upstream: up) {
+            $0.workers = 1
+            $0.limits.maxConnections = 1
+        }
+        defer { proxy.stop() }
+        let held = try proxy.connect()
+        defer { held.close() }
+        held.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(held.response()?.status == 200)
+        // The proxy port is full (a second client is closed at once); the admin port answers.
+        let refused = try proxy.connect(timeout: 2)
+        refused.send("GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(refused.response() == nil)
+        refused.close()
+        #expect(try get(proxy.server.adminPort, "/healthz").status == 200)
+        #expect(try get(proxy.server.adminPort, "/metrics").status == 200)
+    }
 }

@@ -291,4 +291,29 @@ struct OperationsTests {
         #expect(failures.get == 0, "\(failures.get) of \(sent.get) failed")
         #expect(sent.get > 50)
     }
+
+    /// Nobody reads the proxy's stdout: requests are served as fast as ever, the lines that do not fit are
+    /// dropped and counted, and the process still exits on SIGTERM.
+    @Test func aStalledLogOutputNeverBlocksAWorker() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let (port, admin) = (try freePort(), try freePort())
+        let proxy = try ProxyProcess(
+            yaml: "listen: 127.0.0.1:\(port)\nupstream: http://127.0.0.1:\(up.port)\nworkers: 1\n"
+                + "access_log:\n  target: stdout\n  format: json\n  buffer: 4KiB\nadmin:\n  listen: 127.0.0.1:\(admin)\n",
+            port: port, captureStdout: true)
+        let c = try RawClient(port: port)
+        let target = "/" + String(repeating: "p", count: 1000)
+        let started = Date()
+        for _ in 0..<400 {  // ~ 0.5 MB of log lines: far more than the pipe and the buffer hold
+            c.send("GET \(target) HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(c.response()?.status == 200)
+        }
+        c.close()
+        #expect(Date().timeIntervalSince(started) < 20)
+        let m = try PrometheusScrape(text: try runCurl(["-s", "http://127.0.0.1:\(admin)/metrics"]).out)
+        #expect((m.value("etag_proxy_access_log_dropped_total") ?? 0) > 0)
+        proxy.signal(SIGTERM)
+        #expect(proxy.waitForExit(timeout: 10) == 0, "the exit does not wait for a stalled log output")
+    }
 }

@@ -2,6 +2,7 @@
 #define ETAG_SHIM_H
 #include <uv.h>
 #include <sys/socket.h>
+#include <pthread.h>
 
 /// Initializes `tcp` on `loop` for the family of `addr`, sets SO_REUSEPORT (libuv 1.44 has no
 /// UV_TCP_REUSEPORT) and binds it. Returns 0 or a libuv error code.
@@ -32,6 +33,9 @@ void etag_block_signals(void);
 
 /// Waits for SIGINT or SIGTERM (blocked beforehand) and returns its number.
 int etag_wait_signal(void);
+
+/// Joins `thread` if it ends within `ms`; otherwise detaches it. Returns 0 when joined, -1 when left running.
+int etag_thread_join_within(pthread_t thread, int ms);
 
 /// Blocking GET of `path` from `host:port` (an IP literal) within `timeout_ms`; the status code, or -1 when no
 /// HTTP answer came (the `health` subcommand, never a loop thread).

@@ -1,3 +1,4 @@
+internal import CEtagShim
 import EtagCore
 #if canImport(Glibc)
 import Glibc
@@ -66,16 +67,16 @@ final class AccessLogSink: @unchecked Sendable {
         return true
     }
 
-    /// Writes what is queued, then ends the thread.
-    func stop() {
+    /// Writes what is queued, then ends the thread — waiting at most `graceMs` for an output that does not take
+    /// it (a stalled log collector must not keep the process from exiting; the thread is left to the exit).
+    func stop(graceMs: Int = 2000) {
         pthread_mutex_lock(&lock)
         stopping = true
         pthread_cond_signal(&wake)
         pthread_mutex_unlock(&lock)
-        if let t = thread {
-            thread = nil
-            pthread_join(t, nil)
-        }
+        guard let t = thread else { return }
+        thread = nil
+        _ = etag_thread_join_within(t, Int32(graceMs))
     }
 
     fileprivate func run() {

@@ -23,8 +23,9 @@ final class ClientConnection: TCPConnection {
     private var peerEnded = false
     /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`).
     private var requestStorage = FieldBlock.empty
-    /// The exchange's `X-Request-Id` (`RequestID`): the client's, or one the worker made (memory reused).
-    private(set) var requestId: [UInt8] = []
+    /// The exchange's `X-Request-Id` (`RequestID`): the client's, or one the worker made (memory reused). Worker
+    /// thread only, written whole at the start of an exchange: no dynamic exclusivity check.
+    @exclusivity(unchecked) private(set) var requestId: [UInt8] = []
 
     // The exchange in flight. `record` and `read` are read and assigned by the exchange objects many times per
     // exchange, always as a whole statement on the worker thread (`read` is passed `inout` only to
@@ -45,7 +46,7 @@ final class ClientConnection: TCPConnection {
 
     /// The settings of the exchange in flight: the worker's when it began, so a reload (SIGHUP) applies to new
     /// exchanges only.
-    private(set) var settings: ExchangeSettings
+    @exclusivity(unchecked) private(set) var settings: ExchangeSettings
     var request: RequestHead? { record.request }
 
     init(worker: Worker) {
@@ -207,7 +208,7 @@ final class ClientConnection: TCPConnection {
 
     private func beginExchange(_ head: RequestHead) {
         if settings !== worker.settings { settings = worker.settings }
-        if let r = RequestID.clientValue(head.head) {
+        if let r = RequestID.clientValue(head) {
             requestId.removeAll(keepingCapacity: true)
             requestId.append(contentsOf: head.head.bytes[r])
         } else {

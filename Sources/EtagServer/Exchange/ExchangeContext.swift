@@ -13,9 +13,11 @@ import Glibc
 /// Worker thread only (the cache and the 304 field memo are themselves safe from any thread; the metrics are read by the
 /// admin thread, see `WorkerMetrics`).
 final class ExchangeContext {
-    /// Replaced on the worker's thread by a reload (SIGHUP).
-    var settings: ExchangeSettings
-    var accessLog: AccessLog
+    /// Replaced on the worker's thread by a reload (SIGHUP). These and `requestIds` are used by every exchange and
+    /// only on the worker's thread (`requestIds` passed `inout` only to its own method), so their dynamic
+    /// exclusivity checks are left out.
+    @exclusivity(unchecked) var settings: ExchangeSettings
+    @exclusivity(unchecked) var accessLog: AccessLog
     /// The shared-memory ETag table (shared by all workers and processes). Set once before the loop runs.
     var cache: SharedCache!
     let metrics: WorkerMetrics
@@ -30,7 +32,7 @@ final class ExchangeContext {
     /// Memory for heads written and sent at once (see `ByteWriter(reusing:)`).
     var headScratch: [UInt8] = []
     /// This worker's `X-Request-Id`s for requests that bring none.
-    var requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
+    @exclusivity(unchecked) var requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
     private let loop: UnsafeMutablePointer<uv_loop_t>
