@@ -21,7 +21,7 @@ public struct AccessLogLine {
     /// The Cache-Status field line sent (`Cache-Status: …\r\n`), empty when none.
     public var cacheStatusLine: [UInt8] = []
     public var writeCheck: MetricsLayout.WriteCheckResult?
-    public var requestId: [UInt8] = []
+    public var requestId: ArraySlice<UInt8> = []
     public var aborted = false
 
     public init() {}
@@ -92,7 +92,7 @@ public struct AccessLogLine {
         w.append(",\"write_check\":\"")
         w.append(string: writeCheck?.label ?? "-")
         w.append("\",\"request_id\":")
-        Self.string(&w, requestId, 0..<requestId.count)
+        Self.string(&w, Array(requestId), 0..<requestId.count)
         if aborted { w.append(",\"aborted\":true") }
         w.append("}\n")
     }

@@ -90,10 +90,10 @@ public final class ForwardingRules: Sendable {
     ///   - dropDateConditions: remove If-Modified-Since / If-Unmodified-Since (ignored when a tag condition is
     ///     present, RFC 9110 §13.1.3, §13.1.4).
     ///   - bodyLength: the body is sent buffered with this Content-Length (instead of the request's framing).
-    ///   - requestId: the exchange's `X-Request-Id` (the client's own is never forwarded beside it).
+    ///   - requestIdLine: the exchange's `X-Request-Id` field line (the client's own is never forwarded beside it).
     public func upstreamRequestHead(
         _ req: RequestHead, clientIP: [UInt8], asGet: Bool = false, dropTagConditions: Bool = false,
-        dropDateConditions: Bool = false, bodyLength: Int? = nil, requestId: [UInt8] = []
+        dropDateConditions: Bool = false, bodyLength: Int? = nil, requestIdLine: [UInt8] = []
     ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: block.bytes.count + 160)
@@ -154,14 +154,14 @@ public final class ForwardingRules: Sendable {
                 if sendsContent { w.append("Content-Length: 0\r\n") }
             }
         }
-        appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff, requestId: requestId)
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff, requestIdLine: requestIdLine)
         return w.bytes
     }
 
     /// X-Forwarded-For (earlier hops, then this client, one combined field), X-Forwarded-Proto,
     /// X-Forwarded-Host, Via, and the empty line that ends the head.
     private func appendForwarded(
-        _ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>], requestId: [UInt8]
+        _ w: inout ByteWriter, _ req: RequestHead, clientIP: [UInt8], earlierHops: [Range<Int>], requestIdLine: [UInt8]
     ) {
         let block = req.head
         w.append("X-Forwarded-For: ")
@@ -176,11 +176,7 @@ public final class ForwardingRules: Sendable {
             w.append(block.bytes, h)
             w.append("\r\n")
         }
-        if !requestId.isEmpty {
-            w.append("X-Request-Id: ")
-            w.append(bytes: requestId)
-            w.append("\r\n")
-        }
+        w.append(bytes: requestIdLine)
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n\r\n")
@@ -191,7 +187,7 @@ public final class ForwardingRules: Sendable {
     /// Accept-Encoding, Accept-Language), X-Forwarded-* and Via — the pre-fetch before a conditional write and
     /// the re-fetch after it.
     public func fetchHead(
-        _ req: RequestHead, clientIP: [UInt8], path: [UInt8]? = nil, requestId: [UInt8] = []
+        _ req: RequestHead, clientIP: [UInt8], path: [UInt8]? = nil, requestIdLine: [UInt8] = []
     ) -> [UInt8] {
         let block = req.head
         var w = ByteWriter(capacity: 256)
@@ -222,7 +218,7 @@ public final class ForwardingRules: Sendable {
                 if selects { w.field(from: block, f) }
             }
         }
-        appendForwarded(&w, req, clientIP: clientIP, earlierHops: [], requestId: requestId)
+        appendForwarded(&w, req, clientIP: clientIP, earlierHops: [], requestIdLine: requestIdLine)
         return w.bytes
     }
 
@@ -260,12 +256,12 @@ public final class ForwardingRules: Sendable {
     ///   - keepAlive: whether the client connection stays open afterwards.
     public func clientResponseHead(
         _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool, clientIsHTTP11: Bool, date: [UInt8],
-        dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = [], requestId: [UInt8] = []
+        dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = [], requestIdLine: [UInt8] = []
     ) -> [UInt8] {
         var w = ByteWriter(capacity: resp.head.bytes.count + 128 + extra.count)
         clientResponseHead(
             into: &w, resp, framing: framing, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11, date: date,
-            dropETag: dropETag, etag: etag, extra: extra, requestId: requestId)
+            dropETag: dropETag, etag: etag, extra: extra, requestIdLine: requestIdLine)
         return w.bytes
     }
 
@@ -273,7 +269,7 @@ public final class ForwardingRules: Sendable {
     public func clientResponseHead(
         into w: inout ByteWriter, _ resp: ResponseHead, framing: ClientFraming, keepAlive: Bool,
         clientIsHTTP11: Bool, date: [UInt8], dropETag: Bool = false, etag: [UInt8]? = nil, extra: [UInt8] = [],
-        requestId: [UInt8] = []
+        requestIdLine: [UInt8] = []
     ) {
         let block = resp.head
         w.append("HTTP/1.1 ")
@@ -308,22 +304,18 @@ public final class ForwardingRules: Sendable {
             w.append("\r\n")
         }
         appendResponseTail(
-            &w, extra: extra, requestId: requestId, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
+            &w, extra: extra, requestIdLine: requestIdLine, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
     }
 
     /// Via, the `extra` lines, the persistence field (RFC 9112 §9.3) and the empty line ending a response head.
     private func appendResponseTail(
-        _ w: inout ByteWriter, extra: [UInt8], requestId: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
+        _ w: inout ByteWriter, extra: [UInt8], requestIdLine: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool
     ) {
         w.append("Via: ")
         w.append(bytes: via)
         w.append("\r\n")
         w.append(bytes: extra)
-        if !requestId.isEmpty {
-            w.append("X-Request-Id: ")
-            w.append(bytes: requestId)
-            w.append("\r\n")
-        }
+        w.append(bytes: requestIdLine)
         if !keepAlive {
             w.append("Connection: close\r\n")
         } else if !clientIsHTTP11 {
@@ -357,19 +349,19 @@ public final class ForwardingRules: Sendable {
     /// A 304 Not Modified head: ETag, Date, the 200's validator-related fields, Via, and `extra` lines.
     public func notModifiedHead(
         etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool, clientIsHTTP11: Bool,
-        requestId: [UInt8] = []
+        requestIdLine: [UInt8] = []
     ) -> [UInt8] {
         var w = ByteWriter(capacity: 256 + fields.count)
         notModifiedHead(
             into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
-            clientIsHTTP11: clientIsHTTP11, requestId: requestId)
+            clientIsHTTP11: clientIsHTTP11, requestIdLine: requestIdLine)
         return w.bytes
     }
 
     /// `notModifiedHead`, appended to `w`.
     public func notModifiedHead(
         into w: inout ByteWriter, etag: [UInt8], date: [UInt8], fields: [UInt8], extra: [UInt8], keepAlive: Bool,
-        clientIsHTTP11: Bool, requestId: [UInt8] = []
+        clientIsHTTP11: Bool, requestIdLine: [UInt8] = []
     ) {
         w.append("HTTP/1.1 304 Not Modified\r\nETag: ")
         w.append(bytes: etag)
@@ -378,7 +370,7 @@ public final class ForwardingRules: Sendable {
         w.append("\r\n")
         w.append(bytes: fields)
         appendResponseTail(
-            &w, extra: extra, requestId: requestId, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
+            &w, extra: extra, requestIdLine: requestIdLine, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11)
     }
 
     /// The value of the upstream's own ETag field, if it sent one.

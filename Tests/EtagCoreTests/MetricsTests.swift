@@ -1,10 +1,25 @@
-import EtagCore
+@testable import EtagCore
 import EtagHTTP
 import Testing
 
 @Suite("Metrics: layout, Prometheus exposition, readiness, admin routes (pure)")
 struct MetricsTests {
     typealias L = MetricsLayout
+
+    @Test func theLiteralCountsAreTheListsCounts() {
+        #expect(L.methodCount == L.methodNames.count)
+        #expect(L.boundCount == L.durationBounds.count)
+        #expect(L.kindCount == L.UpstreamKind.allCases.count)
+        #expect(L.writeChecks - L.cacheLookups == L.CacheLookupResult.allCases.count)
+        #expect(L.leaseWait - L.writeChecks == L.WriteCheckResult.allCases.count)
+        #expect(L.levels - L.counters == L.Counter.allCases.count)
+        #expect(L.wordCount - L.levels == L.Level.allCases.count)
+        for (i, bound) in L.durationBounds.enumerated() {
+            let ns = UInt64(bound * 1e9)
+            #expect(L.bucket(ns: ns) == i)
+            #expect(L.bucket(ns: ns + 1) == i + 1)
+        }
+    }
 
     @Test func everyIndexIsInsideTheWordsAndDistinct() {
         let methods: [HTTPMethod] = [.get, .head, .post, .put, .patch, .delete, .options, .trace, .connect, .other]

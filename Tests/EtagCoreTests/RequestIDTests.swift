@@ -35,17 +35,17 @@ struct RequestIDTests {
     }
 
     @Test func generatedIdsCountUpInHex() {
-        var g = RequestIDGenerator(seed: 0x0123_4567_89ab_cdef)
+        let g = RequestIDGenerator(seed: 0x0123_4567_89ab_cdef)
         var id: [UInt8] = []
         g.next(into: &id)
-        #expect(String(decoding: id, as: UTF8.self) == "0123456789abcdef0000000000000001")
+        #expect(String(decoding: id, as: UTF8.self) == "X-Request-Id: 0123456789abcdef0000000000000001\r\n")
         for _ in 0..<14 { g.next(into: &id) }
-        #expect(String(decoding: id, as: UTF8.self) == "0123456789abcdef000000000000000f")
+        #expect(String(decoding: RequestID.id(ofLine: id), as: UTF8.self) == "0123456789abcdef000000000000000f")
         let held = id  // a caller keeps an earlier id: it is not changed by the next one
         g.next(into: &id)
-        #expect(String(decoding: id, as: UTF8.self) == "0123456789abcdef0000000000000010")
-        #expect(String(decoding: held, as: UTF8.self) == "0123456789abcdef000000000000000f")
+        #expect(String(decoding: RequestID.id(ofLine: id), as: UTF8.self) == "0123456789abcdef0000000000000010")
+        #expect(String(decoding: RequestID.id(ofLine: held), as: UTF8.self) == "0123456789abcdef000000000000000f")
         for _ in 0..<240 { g.next(into: &id) }
-        #expect(String(decoding: id, as: UTF8.self) == "0123456789abcdef0000000000000100")
+        #expect(String(decoding: RequestID.id(ofLine: id), as: UTF8.self) == "0123456789abcdef0000000000000100")
     }
 }

@@ -24,8 +24,12 @@ public enum MetricsLayout {
         }
     }
 
+    /// `methodNames.count`, as a literal so that the offsets below fold into constants (a static `let` computed
+    /// from an array would be initialized lazily, at a cost on every use from the request path).
+    public static var methodCount: Int { 10 }
+
     /// Status codes 100…599, one word each.
-    public static let statusSlots = 500
+    public static var statusSlots: Int { 500 }
 
     static func statusSlot(_ status: Int) -> Int { min(max(status, 100), 599) - 100 }
 
@@ -33,15 +37,33 @@ public enum MetricsLayout {
     public static let durationBounds: [Double] = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
     ]
-    static let boundsNs: [UInt64] = durationBounds.map { UInt64($0 * 1e9) }
+    /// `durationBounds.count`, as a literal (see `methodCount`).
+    public static var boundCount: Int { 16 }
     /// A histogram's words: one per bucket (not cumulative; +Inf last), then the sum in nanoseconds, the count.
-    public static let histogramWords = durationBounds.count + 3
+    public static var histogramWords: Int { boundCount + 3 }
 
-    /// The bucket of a duration (the first whose bound is not below it).
+    /// The bucket of a duration (the first whose bound is not below it): `durationBounds` in nanoseconds, as
+    /// literals (compared without touching the array).
     public static func bucket(ns: UInt64) -> Int {
-        var i = 0
-        while i < boundsNs.count && ns > boundsNs[i] { i += 1 }
-        return i
+        switch ns {
+        case ...100_000: return 0
+        case ...250_000: return 1
+        case ...500_000: return 2
+        case ...1_000_000: return 3
+        case ...2_500_000: return 4
+        case ...5_000_000: return 5
+        case ...10_000_000: return 6
+        case ...25_000_000: return 7
+        case ...50_000_000: return 8
+        case ...100_000_000: return 9
+        case ...250_000_000: return 10
+        case ...500_000_000: return 11
+        case ...1_000_000_000: return 12
+        case ...2_500_000_000: return 13
+        case ...5_000_000_000: return 14
+        case ...10_000_000_000: return 15
+        default: return 16
+        }
     }
 
     public enum UpstreamKind: Int, CaseIterable, Sendable {
@@ -87,20 +109,21 @@ public enum MetricsLayout {
 
     // MARK: offsets
 
-    public static let requests = 0
-    public static let requestDuration = requests + methodNames.count * statusSlots
-    public static let upstreamRequests = requestDuration + histogramWords
+    public static var requests: Int { 0 }
+    public static var requestDuration: Int { requests + methodCount * statusSlots }
+    public static var upstreamRequests: Int { requestDuration + histogramWords }
     /// Per kind: the status slots, then one word for "no answer" (`code="error"`).
-    public static let upstreamPerKind = statusSlots + 1
-    public static let upstreamDuration = upstreamRequests + UpstreamKind.allCases.count * upstreamPerKind
-    public static let cacheLookups = upstreamDuration + UpstreamKind.allCases.count * histogramWords
-    public static let writeChecks = cacheLookups + CacheLookupResult.allCases.count
-    public static let leaseWait = writeChecks + WriteCheckResult.allCases.count
-    public static let rejected = leaseWait + histogramWords
-    public static let counters = rejected + statusSlots
-    public static let levels = counters + Counter.allCases.count
+    public static var upstreamPerKind: Int { statusSlots + 1 }
+    static var kindCount: Int { 3 }
+    public static var upstreamDuration: Int { upstreamRequests + kindCount * upstreamPerKind }
+    public static var cacheLookups: Int { upstreamDuration + kindCount * histogramWords }
+    public static var writeChecks: Int { cacheLookups + 5 }
+    public static var leaseWait: Int { writeChecks + 5 }
+    public static var rejected: Int { leaseWait + histogramWords }
+    public static var counters: Int { rejected + statusSlots }
+    public static var levels: Int { counters + 8 }
     /// Words per worker.
-    public static let wordCount = levels + Level.allCases.count
+    public static var wordCount: Int { levels + 3 }
 
     public static func request(method: HTTPMethod?, status: Int) -> Int {
         requests + methodIndex(method) * statusSlots + statusSlot(status)

@@ -38,9 +38,9 @@ final class AccessLog {
         line.durationNs = c.record.durationNs
         line.upstreamStatus = c.record.upstreamStatus
         line.upstreamNs = c.record.upstreamNs
-        line.cacheStatusLine = c.record.cacheStatusLine
+        line.cacheStatusLine = c.record.cacheHit ? CacheStatus.hit : c.record.cacheStatusLine ?? []
         line.writeCheck = c.record.writeCheck
-        line.requestId = c.requestId
+        line.requestId = RequestID.id(ofLine: c.requestIdLine)
         line.aborted = aborted
         var w = ByteWriter(capacity: 0)
         swap(&w.bytes, &pending)

@@ -11,7 +11,7 @@ extension ClientConnection {
     func respond(_ head: ResponseHead, body: [UInt8], tag: [UInt8]?, extra: [UInt8] = []) {
         record.statusSent = head.status
         record.upstreamStatus = head.status
-        record.cacheStatusLine = extra  // the only extra line respond is given
+        if !extra.isEmpty { record.cacheStatusLine = extra }  // the only extra line respond is given
         let headOnly = request?.method == .head
         // RFC 9110 §8.6: no Content-Length on 204 and 304.
         let framing: ForwardingRules.ClientFraming =
@@ -24,7 +24,8 @@ extension ClientConnection {
             settings.rules.clientResponseHead(
                 into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11,
                 date: worker.exchanges.date,
-                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra, requestId: requestId)
+                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra,
+                requestIdLine: requestIdLine)
         }
         endExchange()
     }
@@ -51,7 +52,8 @@ extension ClientConnection {
                 settings.rules.notModifiedHead(
                     etag: r.tag, date: worker.exchanges.date, fields: ForwardingRules.notModifiedFields(r.head),
                     extra: status,
-                    keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11, requestId: requestId))
+                    keepAlive: record.keepAliveAfter, clientIsHTTP11: record.clientIsHTTP11,
+                    requestIdLine: requestIdLine))
             endExchange()
         case .preconditionFailed:
             answer412(current: r.tag)
@@ -60,20 +62,17 @@ extension ClientConnection {
         }
     }
 
-    /// `X-Request-Id: …` for the proxy's own answers.
-    var requestIdField: [UInt8] { Array("X-Request-Id: ".utf8) + requestId + [13, 10] }
-
     /// RFC 9110 §15.4.5: 304 from a fresh cache entry, without the upstream.
     func notModifiedFromCache(_ quotedTag: [UInt8], fields: [UInt8]) {
         worker.exchanges.metrics.add(.notModifiedFromCache)
         record.statusSent = 304
-        record.cacheStatusLine = CacheStatus.hit
+        record.cacheHit = true
         let keepAlive = record.keepAliveAfter
         let http11 = record.clientIsHTTP11
         writeHead { w in
             settings.rules.notModifiedHead(
                 into: &w, etag: quotedTag, date: worker.exchanges.date, fields: fields,
-                extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11, requestId: requestId)
+                extra: CacheStatus.hit, keepAlive: keepAlive, clientIsHTTP11: http11, requestIdLine: requestIdLine)
         }
         endExchange()
     }
@@ -91,7 +90,7 @@ extension ClientConnection {
         record.statusSent = 412
         record.bodyBytesSent = UInt64(problem.body.count)
         record.keepAliveAfter = record.keepAliveAfter && bodyDone
-        var extra = requestIdField
+        var extra = requestIdLine
         if let current { extra += Array("ETag: ".utf8) + current + [13, 10] }
         write(
             problem.response(
@@ -137,7 +136,7 @@ extension ClientConnection {
         write(
             problem.response(
                 close: !record.keepAliveAfter, date: worker.exchanges.date, headOnly: headOnly,
-                extraFields: requestIdField))
+                extraFields: requestIdLine))
         record.bodyBytesSent = headOnly ? 0 : UInt64(problem.body.count)
         endExchange()
     }

@@ -23,9 +23,9 @@ final class ClientConnection: TCPConnection {
     private var peerEnded = false
     /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`).
     private var requestStorage = FieldBlock.empty
-    /// The exchange's `X-Request-Id` (`RequestID`): the client's, or one the worker made (memory reused). Worker
-    /// thread only, written whole at the start of an exchange: no dynamic exclusivity check.
-    @exclusivity(unchecked) private(set) var requestId: [UInt8] = []
+    /// The exchange's `X-Request-Id` field line (`RequestID`): the client's id, or one the worker made (memory
+    /// reused). Worker thread only, written whole at the start of an exchange: no dynamic exclusivity check.
+    @exclusivity(unchecked) private(set) var requestIdLine: [UInt8] = []
 
     // The exchange in flight. `record` and `read` are read and assigned by the exchange objects many times per
     // exchange, always as a whole statement on the worker thread (`read` is passed `inout` only to
@@ -209,10 +209,9 @@ final class ClientConnection: TCPConnection {
     private func beginExchange(_ head: RequestHead) {
         if settings !== worker.settings { settings = worker.settings }
         if let r = RequestID.clientValue(head) {
-            requestId.removeAll(keepingCapacity: true)
-            requestId.append(contentsOf: head.head.bytes[r])
+            RequestID.line(head.head.bytes[r], into: &requestIdLine)
         } else {
-            worker.exchanges.requestIds.next(into: &requestId)
+            worker.exchanges.requestIds.next(into: &requestIdLine)
         }
         record = ExchangeRecord(
             request: head, method: head.method, clientIsHTTP11: head.isHTTP11,
@@ -249,7 +248,7 @@ final class ClientConnection: TCPConnection {
             head, clientIP: peerIP, asGet: head.method == .head,
             // The upstream never issued the proxy's tags: it never sees them in a condition (unless they are its own).
             dropTagConditions: isRead || settings.etagMode == .replace, dropDateConditions: tagConditions,
-            requestId: requestId)
+            requestIdLine: requestIdLine)
         if read != nil && joinFlight(upstreamHead: upstreamHead) { return }
         // Only a request without a body can be replayed on a fresh connection (RFC 9112 §9.3.1).
         forward(
@@ -315,13 +314,13 @@ final class ClientConnection: TCPConnection {
     }
 
     /// A new id for an exchange without a parsed request (it is refused).
-    func newRequestId() { worker.exchanges.requestIds.next(into: &requestId) }
+    func newRequestId() { worker.exchanges.requestIds.next(into: &requestIdLine) }
 
     /// The exchange ends (answered, or `aborted`): its access-log line and its metrics.
     func account(aborted: Bool = false) {
         let ns = uv_hrtime() &- record.start
         record.durationNs = ns
-        worker.exchanges.accessLog.record(self, aborted: aborted)
+        if worker.exchanges.logging { worker.exchanges.accessLog.record(self, aborted: aborted) }
         let m = worker.metrics
         m.add(MetricsLayout.request(method: record.method, status: record.statusSent))
         m.observe(MetricsLayout.requestDuration, ns: ns)

@@ -13,11 +13,12 @@ import Glibc
 /// Worker thread only (the cache and the 304 field memo are themselves safe from any thread; the metrics are read by the
 /// admin thread, see `WorkerMetrics`).
 final class ExchangeContext {
-    /// Replaced on the worker's thread by a reload (SIGHUP). These and `requestIds` are used by every exchange and
-    /// only on the worker's thread (`requestIds` passed `inout` only to its own method), so their dynamic
-    /// exclusivity checks are left out.
+    /// Replaced on the worker's thread by a reload (SIGHUP). Used by every exchange, only on the worker's thread:
+    /// their dynamic exclusivity checks are left out.
     @exclusivity(unchecked) var settings: ExchangeSettings
     @exclusivity(unchecked) var accessLog: AccessLog
+    /// Whether `accessLog` writes lines (checked before touching it, on every exchange).
+    private(set) var logging: Bool
     /// The shared-memory ETag table (shared by all workers and processes). Set once before the loop runs.
     var cache: SharedCache!
     let metrics: WorkerMetrics
@@ -32,7 +33,7 @@ final class ExchangeContext {
     /// Memory for heads written and sent at once (see `ByteWriter(reusing:)`).
     var headScratch: [UInt8] = []
     /// This worker's `X-Request-Id`s for requests that bring none.
-    @exclusivity(unchecked) var requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
+    let requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
     /// Body hashers not in use by an exchange.
     private var idleHashers: [SHA1Hasher] = []
     private let loop: UnsafeMutablePointer<uv_loop_t>
@@ -47,6 +48,7 @@ final class ExchangeContext {
         self.loop = loop
         self.settings = settings
         self.accessLog = accessLog
+        logging = accessLog.sink != nil
         self.metrics = metrics
         self.notModifiedFields = notModifiedFields
     }
@@ -73,6 +75,7 @@ final class ExchangeContext {
         settings = new
         accessLog.flush(metrics)
         accessLog = AccessLog(format: accessLogFormat, enabled: logging, sink: accessLog.sharedSink)
+        self.logging = accessLog.sink != nil
         leaseService?.configure(ttl: new.leaseTTL, maxWait: new.leaseWait)
     }
 

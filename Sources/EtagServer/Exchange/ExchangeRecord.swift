@@ -22,8 +22,9 @@ struct ExchangeRecord {
     var upstreamStatus = 0
     /// Time spent on upstream requests (forward, pre-fetch, re-fetch).
     var upstreamNs: UInt64 = 0
-    /// The Cache-Status field line sent, if any.
-    var cacheStatusLine: [UInt8] = []
+    /// The Cache-Status field line sent, if any (`cacheHit`: `CacheStatus.hit`, kept as a flag on the hot path).
+    var cacheStatusLine: [UInt8]? = nil
+    var cacheHit = false
     /// How the write check went, for a write in `concurrency.methods`.
     var writeCheck: MetricsLayout.WriteCheckResult?
 }

@@ -99,7 +99,7 @@ final class GuardedWrite {
         self.stage = stage
         resetFetch()
         let head = settings.rules.fetchHead(
-            req, clientIP: connection.peerIP, path: path, requestId: connection.requestId)
+            req, clientIP: connection.peerIP, path: path, requestIdLine: connection.requestIdLine)
         let up = worker.pool.acquire()
         upstream = up
         up.begin(
@@ -163,7 +163,7 @@ final class GuardedWrite {
         resetFetch()
         var bytes = settings.rules.upstreamRequestHead(
             req, clientIP: connection.peerIP, dropTagConditions: true, bodyLength: body.count,
-            requestId: connection.requestId)
+            requestIdLine: connection.requestIdLine)
         bytes.append(contentsOf: body)
         body = []
         // The whole request is at hand: an idempotent one (PUT, DELETE) is replayed once if a pooled connection

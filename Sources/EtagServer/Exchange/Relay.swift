@@ -204,7 +204,7 @@ extension Relay {
         pendingHead = settings.rules.clientResponseHead(
             head, framing: clientFraming, keepAlive: c.record.keepAliveAfter, clientIsHTTP11: http11,
             date: worker.exchanges.date, dropETag: settings.etagMode == .replace,
-            extra: connection.record.cacheStatusLine, requestId: connection.requestId)
+            extra: connection.record.cacheStatusLine ?? [], requestIdLine: connection.requestIdLine)
         if c.request?.method == .head, let up = upstream, head.framing != .none {
             // A HEAD fetched as GET whose body is not needed: answer now, drop the upstream connection.
             clientFraming = .none

@@ -37,7 +37,8 @@ final class Worker: @unchecked Sendable {
     /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
     let exchanges: ExchangeContext
     /// This worker's counters and upstream health, read by the admin thread.
-    let metrics = WorkerMetrics()
+    let metrics: WorkerMetrics
+    private let metricsMemory = MetricsMemory()
     /// Small client writes held until the loop is about to poll again, and the handle that sends them.
     let deferredWrites: DeferredWrites
     private let flushHandle: UnsafeMutablePointer<uv_prepare_t>
@@ -56,6 +57,7 @@ final class Worker: @unchecked Sendable {
         self.config = config
         self.settings = settings
         deferredWrites = DeferredWrites(useIOUring: config.ioUring)
+        metrics = WorkerMetrics(metricsMemory)
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
         exchanges = ExchangeContext(
@@ -241,6 +243,12 @@ final class Worker: @unchecked Sendable {
 
     // MARK: per-loop helpers
 
+    /// Right before the loop polls: the answers held during this iteration, and its access-log lines.
+    func flushOutput() {
+        deferredWrites.flush()
+        if exchanges.logging { exchanges.accessLog.flush(metrics) }
+    }
+
     var now: UInt64 { uv_now(loop) }
 
 }
@@ -261,9 +269,7 @@ private func onStopSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {
 }
 
 private func onFlushPrepare(_ h: UnsafeMutablePointer<uv_prepare_t>?) {
-    let w = Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue()
-    w.deferredWrites.flush()
-    w.exchanges.accessLog.flush(w.metrics)
+    Unmanaged<Worker>.fromOpaque(h!.pointee.data).takeUnretainedValue().flushOutput()
 }
 
 private func onReloadSignal(_ h: UnsafeMutablePointer<uv_async_t>?) {

@@ -1,28 +1,36 @@
 internal import CEtagShm
 import EtagCore
 
-/// One worker's metric words (`MetricsLayout`) and its evidence of the upstream's health (`Readiness`).
-///
-/// Memory: allocated here, 64-byte aligned and padded, so no two workers' words share a cache line; freed when the
-/// last reference goes (the worker and the server's list of every worker's metrics hold it). Threads: written only
-/// by the worker's thread, with relaxed single-writer stores (`etag_count64`: no lock, no locked instruction on
-/// the request path); read by the admin thread with relaxed loads when it is scraped.
-final class WorkerMetrics: @unchecked Sendable {
-    typealias L = MetricsLayout
-    private let words: UnsafeMutablePointer<UInt64>
-    private let health: UnsafeMutablePointer<UInt64>
-    private static let healthWords = 3
-    private static let padded = (L.wordCount + 7) / 8 * 8
+/// The memory of one worker's metric words: allocated here, 64-byte aligned and padded, so no two workers' words
+/// share a cache line; freed with the worker that owns it (the server keeps its workers until the admin thread,
+/// which reads them, has ended).
+final class MetricsMemory: @unchecked Sendable {
+    let words: UnsafeMutablePointer<UInt64>
+    static let padded = (MetricsLayout.wordCount + 7) / 8 * 8
 
     init() {
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: (Self.padded + 8) * 8, alignment: 64)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: (Self.padded + 8) * 8, alignment: 64)
         words = raw.bindMemory(to: UInt64.self, capacity: Self.padded + 8)
         words.initialize(repeating: 0, count: Self.padded + 8)
-        health = words + Self.padded
     }
 
     deinit { UnsafeMutableRawPointer(words).deallocate() }
+}
+
+/// One worker's metric words (`MetricsLayout`) and its evidence of the upstream's health (`Readiness`): a pair of
+/// pointers into its `MetricsMemory`, so passing it around costs no reference counting on the request path.
+///
+/// Threads: written only by the worker's thread, with relaxed single-writer stores (`etag_count64`: no lock, no
+/// locked instruction); read by the admin thread with relaxed loads when it is scraped.
+struct WorkerMetrics: @unchecked Sendable {
+    typealias L = MetricsLayout
+    private let words: UnsafeMutablePointer<UInt64>
+    private let health: UnsafeMutablePointer<UInt64>
+
+    init(_ memory: MetricsMemory) {
+        words = memory.words
+        health = memory.words + MetricsMemory.padded
+    }
 
     @inline(__always) func add(_ index: Int, _ n: UInt64 = 1) { etag_count64(words + index, n) }
 
@@ -31,8 +39,8 @@ final class WorkerMetrics: @unchecked Sendable {
     /// One observation of a duration histogram at `base` (`MetricsLayout.histogramWords` words).
     func observe(_ base: Int, ns: UInt64) {
         add(base + L.bucket(ns: ns))
-        add(base + L.durationBounds.count + 1, ns)
-        add(base + L.durationBounds.count + 2)
+        add(base + L.boundCount + 1, ns)
+        add(base + L.boundCount + 2)
     }
 
     func set(_ level: L.Level, _ value: Int) { etag_set64(words + L.level(level), UInt64(max(value, 0))) }
