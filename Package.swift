@@ -44,7 +44,9 @@ let package = Package(
             name: "etag-demo-api",
             dependencies: ["EtagHTTP", "EtagCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["EtagServer", "EtagCore", "EtagCache", "COpenSSL"],
+            path: "Tests/TestSupport"),
         .testTarget(name: "EtagHTTPTests", dependencies: ["EtagHTTP", "TestSupport"]),
         .testTarget(name: "EtagCoreTests", dependencies: ["EtagCore", "EtagHTTP"]),
         .testTarget(

@@ -86,6 +86,17 @@ extension ConfigKey {
             }, render: { $0[keyPath: field] ? "true" : "false" })
     }
 
+    /// An optional text value (a file path or a name); `""` or `none` unsets it.
+    static func path(_ path: String, _ field: Field<String?>, _ meaning: String) -> ConfigKey {
+        ConfigKey(
+            path, meaning,
+            apply: { c, text in
+                let t = text.trimmingCharacters(in: .whitespaces)
+                c[keyPath: field] = t.isEmpty || t.lowercased() == "none" ? nil : t
+                return nil
+            }, render: { $0[keyPath: field] ?? "(none)" })
+    }
+
     /// A key whose value names one case of `E` (any letter case).
     static func choice<E: RawRepresentable & CaseIterable & Sendable>(
         _ path: String, _ field: Field<E>,

@@ -18,7 +18,8 @@ public enum ConfigKeys {
                 return nil
             }, render: { $0.listen.description }),
         ConfigKey(
-            "upstream", "The API behind the proxy, `http://HOST[:PORT][/base-path]`.",
+            "upstream",
+            "The API behind the proxy, `http://HOST[:PORT][/base-path]` or `https://…` (TLS: `upstream_tls.*`).",
             apply: { c, text in
                 switch ConfigValues.upstream(text) {
                 case .success(let u): c.upstream = u
@@ -217,5 +218,30 @@ public enum ConfigKeys {
         .duration(
             "admin.unready_after", \.admin.unreadyAfter,
             "`/readyz` answers 503 once the upstream has been unreachable for this long."),
+        .path(
+            "tls.cert", \.tls.cert,
+            "PEM certificate (its chain may follow) that turns the client listener into https only; needs `tls.key`. Re-read on SIGHUP."
+        ),
+        .path("tls.key", \.tls.key, "PEM private key of `tls.cert`."),
+        .choice(
+            "tls.min_version", \.tls.minVersion,
+            "Oldest TLS version the listener accepts (`1.2` or `1.3`); ALPN `http/1.1`, ECDHE with AES-GCM or ChaCha20 for TLS 1.2."
+        ),
+        .path(
+            "upstream_tls.server_name", \.upstreamTLS.serverName,
+            "Name sent as SNI and checked against the upstream's certificate (default: the upstream's host)."),
+        .path(
+            "upstream_tls.ca_file", \.upstreamTLS.caFile,
+            "PEM trust anchors for the upstream's certificate, instead of the system store."),
+        .bool(
+            "upstream_tls.verify", \.upstreamTLS.verify,
+            "Verify the upstream's certificate chain and host name; `false` is logged loudly at start and reload."),
+        .path(
+            "upstream_tls.cert", \.upstreamTLS.cert,
+            "PEM client certificate for an upstream that requires one (mTLS); needs `upstream_tls.key`."),
+        .path("upstream_tls.key", \.upstreamTLS.key, "PEM private key of `upstream_tls.cert`."),
+        .choice(
+            "upstream_tls.min_version", \.upstreamTLS.minVersion,
+            "Oldest TLS version spoken to the upstream (`1.2` or `1.3`)."),
     ]
 }

@@ -66,8 +66,8 @@ public enum ConfigValues {
             return .failure(ConfigValueError("must be a URL like http://127.0.0.1:9000"))
         }
         let scheme = s[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "http" else {
-            return .failure(ConfigValueError("scheme '\(scheme)' is not supported (only http for now)"))
+        guard scheme == "http" || scheme == "https" else {
+            return .failure(ConfigValueError("scheme '\(scheme)' is not supported (http or https)"))
         }
         let rest = s[schemeEnd.upperBound...]
         let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
@@ -80,7 +80,8 @@ public enum ConfigValues {
         guard !auth.contains("@"), let (host, port) = hostPort(auth), !host.isEmpty else {
             return .failure(ConfigValueError("has no valid host"))
         }
-        return .success(UpstreamURL(host: host, port: port ?? 80, basePath: path))
+        return .success(
+            UpstreamURL(scheme: scheme, host: host, port: port ?? (scheme == "https" ? 443 : 80), basePath: path))
     }
 
     /// Splits "host:port" / "[v6]:port" / "host"; port nil when absent. Nil when malformed.

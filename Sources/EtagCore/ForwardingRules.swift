@@ -8,8 +8,11 @@ public final class ForwardingRules: Sendable {
     let basePath: [UInt8]
     let preserveHost: Bool
     let dropUnderscoreFields: Bool
+    /// The X-Forwarded-Proto line: how the client reached the proxy (`https` on a TLS listener).
+    let forwardedProto: [UInt8]
 
     public init(config: ProxyConfig) {
+        forwardedProto = Array("\r\nX-Forwarded-Proto: \(config.tls.enabled ? "https" : "http")\r\n".utf8)
         via = Array("1.1 \(config.forwarding.via)".utf8)
         upstreamAuthority = Array(config.upstream.authority.utf8)
         basePath = Array(config.upstream.basePath.utf8)
@@ -170,7 +173,7 @@ public final class ForwardingRules: Sendable {
             w.append(", ")
         }
         w.append(bytes: clientIP)
-        w.append("\r\nX-Forwarded-Proto: http\r\n")
+        w.append(bytes: forwardedProto)
         if let h = req.hostRange {
             w.append("X-Forwarded-Host: ")
             w.append(block.bytes, h)

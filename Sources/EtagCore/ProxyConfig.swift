@@ -26,8 +26,38 @@ public struct ProxyConfig: Sendable, Equatable {
     public var keys = Keys()
     public var concurrency = Concurrency()
     public var admin = Admin()
+    /// TLS on the client listener (off without a certificate).
+    public var tls = ListenerTLS()
+    /// TLS to an `https://` upstream.
+    public var upstreamTLS = UpstreamTLS()
 
     public init() {}
+
+    /// The client listener's certificate: with `cert` and `key` set, the listener speaks https only.
+    public struct ListenerTLS: Sendable, Equatable {
+        /// PEM certificate, optionally followed by its chain.
+        public var cert: String? = nil
+        /// PEM private key of `cert`.
+        public var key: String? = nil
+        public var minVersion: TLSVersion = .tls12
+        public var enabled: Bool { cert != nil }
+        public init() {}
+    }
+
+    /// How the proxy speaks TLS to an `https://` upstream.
+    public struct UpstreamTLS: Sendable, Equatable {
+        /// The name sent as SNI and checked against the certificate; nil: the upstream's host.
+        public var serverName: String? = nil
+        /// PEM trust anchors used instead of the system store; nil: the system store.
+        public var caFile: String? = nil
+        /// Verify the certificate chain and host name (off only by an explicit, logged opt-out).
+        public var verify: Bool = true
+        /// PEM client certificate and key, for an upstream that requires one (mTLS).
+        public var cert: String? = nil
+        public var key: String? = nil
+        public var minVersion: TLSVersion = .tls12
+        public init() {}
+    }
 
     /// The admin listener: health, readiness and metrics, never forwarded upstream.
     public struct Admin: Sendable, Equatable {
@@ -155,6 +185,12 @@ public enum UpstreamETagMode: String, Sendable, Equatable, CaseIterable {
     case keep
 }
 
+/// The oldest TLS version accepted.
+public enum TLSVersion: String, Sendable, Equatable, CaseIterable {
+    case tls12 = "1.2"
+    case tls13 = "1.3"
+}
+
 public enum AccessLogTarget: String, Sendable, Equatable, CaseIterable {
     case stdout, stderr, off
 }
@@ -170,22 +206,26 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// The upstream origin: `http://HOST[:PORT][/base/path]`.
+/// The upstream origin: `http://HOST[:PORT][/base/path]` or `https://…`.
 public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    /// `http` or `https`.
     public var scheme: String = "http"
     public var host: String
     public var port: Int
     /// A path prefix put before every forwarded target ("" for none).
     public var basePath: String = ""
-    public init(host: String, port: Int, basePath: String = "") {
+    public init(scheme: String = "http", host: String, port: Int, basePath: String = "") {
+        self.scheme = scheme
         self.host = host
         self.port = port
         self.basePath = basePath
     }
-    /// The authority sent as Host when the client's Host is not preserved.
+    public var isTLS: Bool { scheme == "https" }
+    /// The authority sent as Host when the client's Host is not preserved (RFC 9110 §7.2: the port only when it
+    /// is not the scheme's default).
     public var authority: String {
         let h = host.contains(":") ? "[\(host)]" : host
-        return port == 80 ? h : "\(h):\(port)"
+        return port == (isTLS ? 443 : 80) ? h : "\(h):\(port)"
     }
     public var description: String { "\(scheme)://\(authority)\(basePath)" }
 }

@@ -74,6 +74,12 @@ struct EtagProxyCommand: ParsableCommand {
             return
         }
         if checkConfig {
+            do {
+                try Server.checkTLS(cfg)
+            } catch {
+                eprint("etag-proxy: config error: \(error)\n")
+                throw ExitCode(2)
+            }
             eprint("etag-proxy: configuration OK (\(config ?? "defaults"))\n")
             return
         }
@@ -86,6 +92,7 @@ struct EtagProxyCommand: ParsableCommand {
             throw ExitCode(1)
         }
         eprint(startLine(server, cfg))
+        if cfg.upstream.isTLS && !cfg.upstreamTLS.verify { eprint(Self.noVerifyWarning) }
         while true {
             let sig = Signals.wait()
             if sig == SIGHUP {
@@ -99,6 +106,10 @@ struct EtagProxyCommand: ParsableCommand {
         server.wait()
         eprint("etag-proxy: stopped\n")
     }
+
+    static let noVerifyWarning =
+        "etag-proxy: WARNING: upstream_tls.verify is false: the upstream's certificate is NOT checked; anyone on the "
+        + "path can read and change the traffic\n"
 
     private func startLine(_ server: Server, _ cfg: ProxyConfig) -> String {
         let admin = cfg.admin.listen.map { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\(server.adminPort)" }
@@ -120,7 +131,14 @@ struct EtagProxyCommand: ParsableCommand {
             return
         }
         let old = server.config
-        let applied = server.reload(new)
+        let applied: ProxyConfig
+        do {
+            applied = try server.reload(new)
+        } catch {
+            eprint("etag-proxy: reload failed, keeping the running config: \(error)\n")
+            return
+        }
+        if applied.upstream.isTLS && !applied.upstreamTLS.verify { eprint(Self.noVerifyWarning) }
         let changed = ConfigKeys.changes(from: old, to: applied).map { "\($0.key) \($0.old) -> \($0.new)" }
         let skipped = ConfigKeys.changes(from: applied, to: new).map { "\($0.key) \($0.new)" }
         var line = "etag-proxy: reloaded \(config ?? "(defaults)"): "

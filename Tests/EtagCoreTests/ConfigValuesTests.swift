@@ -38,7 +38,11 @@ struct ConfigValuesTests {
         #expect(u.host == "api.internal" && u.port == 9000 && u.basePath == "/v1")
         #expect(try ConfigValues.upstream("http://api").get().port == 80)
         #expect(try ConfigValues.upstream("http://[::1]:81").get().authority == "[::1]:81")
-        #expect((try? ConfigValues.upstream("https://a").get()) == nil)
+        let tls = try ConfigValues.upstream("https://a").get()
+        #expect(tls.isTLS && tls.port == 443 && tls.authority == "a", "https: port 443, omitted from Host")
+        #expect(try ConfigValues.upstream("https://a:8443").get().authority == "a:8443")
+        #expect(try ConfigValues.upstream("http://a:443").get().authority == "a:443")
+        #expect((try? ConfigValues.upstream("ftp://a").get()) == nil)
         #expect((try? ConfigValues.upstream("api:80").get()) == nil)
         #expect((try? ConfigValues.upstream("http://u@api").get()) == nil)
     }

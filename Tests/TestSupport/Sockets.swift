@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -77,16 +78,27 @@ public struct TestError: Error, CustomStringConvertible {
 /// Reads from a socket into a buffer, with the small parsing a test needs.
 public final class SocketReader {
     public let fd: Int32
+    /// Reads through TLS on the socket when set.
+    let ssl: OpaquePointer?
     public var buffer: [UInt8] = []
     public private(set) var closed = false
 
-    public init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32, ssl: OpaquePointer? = nil) {
+        self.fd = fd
+        self.ssl = ssl
+    }
 
     /// Reads once more; false on EOF, error or timeout.
     @discardableResult
     public func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let n = chunk.withUnsafeMutableBytes { b in
+            if let ssl {
+                Int(SSL_read(ssl, b.baseAddress, Int32(b.count)))
+            } else {
+                recv(fd, b.baseAddress, b.count, 0)
+            }
+        }
         if n <= 0 {
             closed = true
             return false

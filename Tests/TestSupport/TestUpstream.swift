@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -30,12 +31,15 @@ public final class TestUpstream: @unchecked Sendable {
     /// On every connection, the request with this number (1-based) is read and then the connection is closed
     /// without an answer — how a keep-alive connection dies under a proxy that just reused it.
     private let dropRequestNumber: Int?
+    /// Serves https with this context (nil: plaintext).
+    public let tls: TestTLSServer?
 
     public init(
-        dropRequestNumber: Int? = nil,
+        dropRequestNumber: Int? = nil, tls: TestTLSServer? = nil,
         handler: @escaping @Sendable (HTTPMessage) -> Reply = TestUpstream.echo
     ) throws {
         self.dropRequestNumber = dropRequestNumber
+        self.tls = tls
         let (fd, port) = try Sockets.listen()
         listenFD = fd
         self.port = port
@@ -88,19 +92,35 @@ public final class TestUpstream: @unchecked Sendable {
             lock.withLock { _ = fds.remove(fd) }
             close(fd)
         }
-        let reader = SocketReader(fd: fd)
+        var ssl: OpaquePointer?
+        if let tls {
+            guard let s = tls.accept(fd) else { return }
+            ssl = s
+        }
+        defer {
+            if let ssl {
+                SSL_shutdown(ssl)
+                SSL_free(ssl)
+            }
+        }
+        let reader = SocketReader(fd: fd, ssl: ssl)
         var number = 0
         while let req = reader.readRequest() {
             number += 1
             if number == dropRequestNumber { return }
             lock.withLock { _requests.append(req) }
-            if !perform(handler(req), fd) { return }
+            if !perform(handler(req), fd, ssl) { return }
             if req.header("connection")?.lowercased() == "close" { return }
         }
     }
 
+    private func sendAll(_ fd: Int32, _ ssl: OpaquePointer?, _ bytes: [UInt8]) -> Bool {
+        if let ssl { return TLSIO.writeAll(ssl, bytes) }
+        return Sockets.sendAll(fd, bytes)
+    }
+
     /// Sends a reply; false when the connection must close.
-    private func perform(_ reply: Reply, _ fd: Int32) -> Bool {
+    private func perform(_ reply: Reply, _ fd: Int32, _ ssl: OpaquePointer?) -> Bool {
         switch reply {
         case .respond(let status, let headers, let body):
             var head = "HTTP/1.1 \(status) X\r\n"
@@ -109,12 +129,12 @@ public final class TestUpstream: @unchecked Sendable {
                 head += "Content-Length: \(body.count)\r\n"
             }
             head += "\r\n"
-            return Sockets.sendAll(fd, Array(head.utf8) + body)
+            return sendAll(fd, ssl, Array(head.utf8) + body)
         case .raw(let bytes, let close):
-            return Sockets.sendAll(fd, bytes) && !close
+            return sendAll(fd, ssl, bytes) && !close
         case .delay(let s, let next):
             Thread.sleep(forTimeInterval: s)
-            return perform(next, fd)
+            return perform(next, fd, ssl)
         case .close:
             return false
         case .chunked(let status, let headers, let chunks):
@@ -125,7 +145,7 @@ public final class TestUpstream: @unchecked Sendable {
                 out += Array(String(c.count, radix: 16).utf8) + [13, 10] + c + [13, 10]
             }
             out += Array("0\r\n\r\n".utf8)
-            return Sockets.sendAll(fd, out)
+            return sendAll(fd, ssl, out)
         }
     }
 }

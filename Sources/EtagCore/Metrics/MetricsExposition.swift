@@ -112,6 +112,16 @@ public enum MetricsExposition {
             "etag_proxy_access_log_dropped_total",
             "Access log lines dropped because the log output was not keeping up.",
             words[L.counter(.accessLogDropped)])
+        t.family(
+            "etag_proxy_tls_handshakes_total", "counter",
+            "TLS handshakes by side (listener: clients, upstream: the proxy's own) and result (full, resumed, failed).")
+        for (side, first) in [("listener", L.Counter.listenerTLSFull), ("upstream", .upstreamTLSFull)] {
+            for (i, result) in ["full", "resumed", "failed"].enumerated() {
+                t.sample(
+                    "etag_proxy_tls_handshakes_total", [("side", side), ("result", result)],
+                    words[L.counter(first) + i])
+            }
+        }
         t.family("etag_proxy_build_info", "gauge", "The running build (always 1).")
         t.sample("etag_proxy_build_info", [("version", extras.version)], UInt64(1))
 

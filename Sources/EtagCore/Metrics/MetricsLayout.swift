@@ -100,6 +100,10 @@ public enum MetricsLayout {
     public enum Counter: Int, CaseIterable, Sendable {
         case notModifiedFromCache, notModifiedFromUpstream, cacheStores, cacheEvictions, cacheInvalidations
         case leaseTimeouts, hashedResponses, accessLogDropped
+        /// TLS handshakes completed on the listener (full / resumed) and failed (plaintext, bad hello, timeout…).
+        case listenerTLSFull, listenerTLSResumed, listenerTLSFailed
+        /// TLS handshakes with the upstream, the same three.
+        case upstreamTLSFull, upstreamTLSResumed, upstreamTLSFailed
     }
 
     /// Levels a worker sets (connections now open); summed over the workers like the counters.
@@ -121,7 +125,7 @@ public enum MetricsLayout {
     public static var leaseWait: Int { writeChecks + 5 }
     public static var rejected: Int { leaseWait + histogramWords }
     public static var counters: Int { rejected + statusSlots }
-    public static var levels: Int { counters + 8 }
+    public static var levels: Int { counters + 14 }
     /// Words per worker.
     public static var wordCount: Int { levels + 3 }
 

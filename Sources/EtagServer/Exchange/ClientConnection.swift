@@ -191,6 +191,20 @@ final class ClientConnection: TCPConnection {
         }
     }
 
+    override func tlsHandshakeCompleted() {
+        worker.metrics.add(tls?.resumed == true ? .listenerTLSResumed : .listenerTLSFull)
+    }
+
+    /// A failed handshake (plaintext on the TLS port, no common version or cipher…) is counted and closed; a
+    /// failure later (a bad record) ends the exchange like a reset.
+    override func tlsFailed(_ detail: String) {
+        if tls?.handshakeDone == false {
+            worker.metrics.add(.listenerTLSFailed)
+            return close()
+        }
+        abort()
+    }
+
     override func didClose() {
         endExchangeObjects(abandoned: true)
         worker.clientClosed(self)

@@ -24,8 +24,14 @@ final class ExchangeSettings: Sendable {
     let leaseWait: Int
     let keyBuilder: CacheKeyBuilder
     let keyHeaders: [[UInt8]]
+    /// The listener's and the upstream's TLS contexts (built by `TLSContexts`, nil where plaintext).
+    let tls: TLSContexts
+    /// SNI and the name the upstream's certificate must carry.
+    let upstreamServerName: String
 
-    init(config: ProxyConfig) {
+    init(config: ProxyConfig, tls: TLSContexts = .none) {
+        self.tls = tls
+        upstreamServerName = config.upstreamTLS.serverName ?? config.upstream.host
         rules = ForwardingRules(config: config)
         requestLimits = HTTPLimits(
             maxHeadSize: config.limits.maxHeaderSize, maxHeaderCount: config.limits.maxHeaderCount,

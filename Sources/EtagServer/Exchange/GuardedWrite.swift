@@ -302,6 +302,8 @@ extension GuardedWrite: UpstreamClientDelegate {
             fetchFailed("the upstream closed the connection during the \(which)")
         case .broken(let detail):
             fetchFailed("invalid response from the upstream: \(detail)")
+        case .tls(let detail):
+            fetchFailed("TLS with the upstream failed: \(detail)")
         }
     }
 

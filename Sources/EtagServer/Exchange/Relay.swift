@@ -176,6 +176,8 @@ extension Relay: UpstreamClientDelegate {
             c.fail(502, detail, keepAlive: true)
         case .broken(let detail):
             c.fail(502, "invalid response from the upstream: \(detail)", keepAlive: true)
+        case .tls(let detail):
+            c.fail(502, "TLS with the upstream failed: \(detail)", keepAlive: true)
         }
     }
 

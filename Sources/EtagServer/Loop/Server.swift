@@ -60,7 +60,7 @@ public final class Server: @unchecked Sendable {
                     "another process already listens there (set listen_reuse: true or pass --takeover to share it)")
             }
         }
-        let settings = ExchangeSettings(config: config)
+        let settings = ExchangeSettings(config: config, tls: try TLSContexts(config: config))
         let sink = AccessLogSink(target: config.accessLog, limit: config.accessLogBuffer)
         logSink = sink
         sink.start()
@@ -103,7 +103,8 @@ public final class Server: @unchecked Sendable {
     /// keys that need a new process (`listen`, `workers`, `io_uring`, `cache.name`, `cache.size`,
     /// `admin.listen`) keep their running values. Returns the configuration now in force.
     @discardableResult
-    public func reload(_ new: ProxyConfig) -> ProxyConfig {
+    /// - Throws: `TLSSetupError` when a certificate or key cannot be read; the running config stays.
+    public func reload(_ new: ProxyConfig) throws -> ProxyConfig {
         let running = config
         var applied = new
         applied.listen = running.listen
@@ -113,13 +114,18 @@ public final class Server: @unchecked Sendable {
         applied.cache.name = running.cache.name
         applied.cache.size = running.cache.size
         applied.admin.listen = running.admin.listen
-        let settings = ExchangeSettings(config: applied)
+        let settings = ExchangeSettings(config: applied, tls: try TLSContexts(config: applied))
         logSink?.setTarget(applied.accessLog, limit: applied.accessLogBuffer)
         lock.locked { current = applied }
         for w in workers {
             w.reload(Worker.Reload(config: applied, settings: settings))
         }
         return applied
+    }
+
+    /// Reads the certificates and keys a config names, as `start` and `reload` do (`--check-config`).
+    public static func checkTLS(_ config: ProxyConfig) throws {
+        _ = try TLSContexts(config: config)
     }
 
     /// Every worker's metric words summed (`MetricsLayout`): one scrape, from any thread.

@@ -22,6 +22,8 @@ class TCPConnection {
     /// In place of the socket, for the socket-free exchange driver (tests): the handle is never opened, writes go
     /// to the peer, reads come from it. Nil in service: one branch per write.
     var memoryPeer: MemoryPeer?
+    /// TLS over the socket (see `TCPConnection+TLS`); nil for plaintext: one branch per read and per write.
+    var tls: TLSChannel?
 
     init(worker: Worker, defersWrites: Bool = false) {
         self.worker = worker
@@ -64,12 +66,13 @@ class TCPConnection {
     /// Where libuv reads into: the worker's shared buffer when nothing is pending here (no copy unless
     /// leftovers remain), else the tail of this connection's own buffer.
     final func allocate() -> UnsafeMutableRawBufferPointer {
-        if input.isEmpty || lingering { return worker.readBuffer }
+        if input.isEmpty || lingering || tls != nil { return worker.readBuffer }
         return input.reserveTail(16 * 1024)
     }
 
     final func didRead(_ base: UnsafeMutableRawPointer, _ n: Int) {
         if lingering { return }
+        if let t = tls { return tlsReceived(t, UnsafeRawBufferPointer(start: base, count: n)) }
         if base == worker.readBuffer.baseAddress {
             let view = UnsafeRawBufferPointer(start: base, count: n)
             let used = consume(view)
@@ -99,6 +102,10 @@ class TCPConnection {
     func timerFired() {}
     /// The handles are closed; last chance to drop references.
     func didClose() {}
+    /// The TLS handshake has completed.
+    func tlsHandshakeCompleted() {}
+    /// The TLS handshake or record layer failed (the detail names the cause); the connection must close.
+    func tlsFailed(_ detail: String) { close() }
 
     // MARK: writing
 
@@ -112,6 +119,7 @@ class TCPConnection {
         let total = a.count + b.count + c.count + d.count
         guard total > 0 else { return }
         if let peer = memoryPeer { return peer.collect(a, b, c, d) }
+        if let t = tls { return tlsWrite(t, a, b, c, d) }
         if defersWrites {
             if worker.deferredWrites.hold(self, (a, b, c, d), total: total) { return }
             if deferredBytes > 0 {
@@ -236,6 +244,13 @@ class TCPConnection {
         isReading = false
         memoryPeer?.connectionDidClose()
         if deferredBytes > 0 { _ = worker.deferredWrites.sendNow(self) }
+        if let t = tls, t.handshakeDone, !t.sentCloseNotify {
+            // close_notify, best effort (RFC 8446 §6.1): the peer can tell the end from a truncation.
+            t.shutdown()
+            let out = t.outbound
+            if out.count > 0 { _ = transmit(out, total: out.count) }
+            t.outboundSent()
+        }
         uv_close(etag_uv_handle(tcp), onCloseCallback)
         uv_close(etag_uv_handle(timer), onCloseCallback)
     }
@@ -264,6 +279,10 @@ class TCPConnection {
             return close()
         }
         if deferredBytes > 0 && worker.deferredWrites.sendNow(self) != 0 { return close() }
+        if let t = tls {
+            t.shutdown()
+            if !flushTLS(t) { return close() }
+        }
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         req.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         if uv_shutdown(req, stream, onShutdownCallback) != 0 {
@@ -287,6 +306,7 @@ class TCPConnection {
         openHandles -= 1
         guard openHandles == 0 else { return }
         input.free()
+        tls = nil
         didClose()
         tcp.deallocate()
         timer.deallocate()

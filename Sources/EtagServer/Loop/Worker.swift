@@ -34,6 +34,8 @@ final class Worker: @unchecked Sendable {
     /// The upstream's address, looked up when connecting; replaced by a reload that changes the upstream.
     lazy var resolver = UpstreamResolver(
         loop: loop, host: config.upstream.host, port: config.upstream.port, ttlMs: config.upstreamResolveTTL)
+    /// The upstream TLS session new upstream connections resume.
+    let upstreamSessions = TLSSessionCache()
     /// What this worker's exchanges share (cache, flights, leases, hashers…); the worker only owns it.
     let exchanges: ExchangeContext
     /// This worker's counters and upstream health, read by the admin thread.
@@ -145,6 +147,10 @@ final class Worker: @unchecked Sendable {
         guard uv_accept(etag_uv_stream(listener), client.stream) == 0 else {
             client.close()
             return
+        }
+        if let context = settings.tls.listener {
+            guard let t = TLSChannel(server: context) else { return client.close() }
+            client.tls = t  // the header timeout, armed by `start`, covers the handshake
         }
         adopt(client)
     }

@@ -26,6 +26,8 @@ enum UpstreamFailure: Equatable {
     case closed
     /// The response head or the body framing is invalid (the parser's detail), or it switched protocols.
     case broken(String)
+    /// The TLS handshake or record layer failed (the cause, as `TLSChannel` words it).
+    case tls(String)
 }
 
 /// What an exchange hears from the `UpstreamConnection` it started. The connection refers to its delegate

@@ -161,6 +161,36 @@ final class UpstreamConnection: TCPConnection {
     fileprivate func didConnect(_ status: Int32) {
         guard !isClosing else { return }
         guard status == 0 else { return fail(.unreachable(status)) }
+        if let context = settings.tls.upstream {
+            // https: connected once the handshake completes, within the same connect timeout.
+            guard
+                let t = TLSChannel(
+                    client: context, serverName: settings.upstreamServerName, sessions: worker.upstreamSessions)
+            else { return fail(.tls("OpenSSL cannot make a connection: \(TLSContext.lastError())")) }
+            tls = t
+            startReading()
+            switch t.handshake() {
+            case .wantMore: flushTLS(t)
+            case .failed(let detail): fail(.tls(detail))
+            case .done: tlsHandshakeCompleted()
+            }
+            return
+        }
+        becameConnected()
+    }
+
+    override func tlsHandshakeCompleted() {
+        worker.metrics.add(tls?.resumed == true ? .upstreamTLSResumed : .upstreamTLSFull)
+        becameConnected()
+    }
+
+    override func tlsFailed(_ detail: String) {
+        if state == .connecting { worker.metrics.add(.upstreamTLSFailed) }
+        fail(.tls(detail))
+    }
+
+    /// The TCP connection (and its TLS handshake) is up: the request waiting for it goes out.
+    private func becameConnected() {
         worker.metrics.upstreamReached(nowMs: worker.now)
         state = .connected
         startReading()
@@ -315,6 +345,8 @@ final class UpstreamConnection: TCPConnection {
         switch failure {
         case .unreachable(let code), .unresolved(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
         case .connectTimedOut: m.upstreamUnreachable(nowMs: worker.now, code: UV_ETIMEDOUT.rawValue)
+        // A handshake that fails is an upstream this proxy cannot use (a certificate it does not trust…).
+        case .tls where state == .connecting: m.upstreamUnreachable(nowMs: worker.now, code: UV_EPROTO.rawValue)
         default: break
         }
         endExchange()
