@@ -122,8 +122,11 @@ public final class TLSRawClient {
     public let reader: SocketReader
     private let ctx: OpaquePointer
 
-    /// Connects and completes the handshake, trusting `ca`.
-    public init(port: Int, ca: String, timeout: Double = 10) throws {
+    /// Connects and completes the handshake, trusting `ca`; offers `session` for resumption when given.
+    public init(port: Int, ca: String, session: OpaquePointer? = nil, timeout: Double = 10) throws {
+        // OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a write to a connection the proxy closed must
+        // not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
         fd = try Sockets.connect(port: port, timeout: timeout)
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TestError("SSL_CTX_new") }
         self.ctx = ctx
@@ -133,14 +136,34 @@ public final class TLSRawClient {
         self.ssl = ssl
         SSL_set_fd(ssl, fd)
         SSL_set1_host(ssl, "127.0.0.1")
+        if let session { SSL_set_session(ssl, session) }
         reader = SocketReader(fd: fd, ssl: ssl)
-        guard SSL_connect(ssl) == 1 else { throw TestError("TLS handshake with the proxy failed") }
+        guard SSL_connect(ssl) == 1 else {
+            SSL_free(ssl)
+            SSL_CTX_free(ctx)
+            Glibc.close(fd)
+            throw TestError("TLS handshake with the proxy failed")
+        }
     }
 
     public func send(_ s: String) { _ = TLSIO.writeAll(ssl, Array(s.utf8)) }
+    /// The session to resume with (the caller frees it with `SSL_SESSION_free`); after a response, so that TLS
+    /// 1.3 tickets have arrived.
+    public func session() -> OpaquePointer? { SSL_get1_session(ssl) }
+    public var resumed: Bool { SSL_session_reused(ssl) == 1 }
+    /// The subject of the certificate the proxy presented.
+    public var peerSubject: String {
+        guard let cert = SSL_get1_peer_certificate(ssl) else { return "" }
+        defer { X509_free(cert) }
+        guard let line = X509_NAME_oneline(X509_get_subject_name(cert), nil, 0) else { return "" }
+        defer { CRYPTO_free(line, #file, #line) }
+        return String(cString: line)
+    }
     public func response(head: Bool = false) -> HTTPMessage? { reader.readResponse(head: head) }
 
+    /// Ends with close_notify (OpenSSL would otherwise mark the session not resumable).
     public func close() {
+        SSL_shutdown(ssl)
         SSL_free(ssl)
         SSL_CTX_free(ctx)
         Glibc.close(fd)

@@ -210,10 +210,14 @@ final class ClientConnection: TCPConnection {
         worker.clientClosed(self)
     }
 
-    /// Called when the worker starts a graceful shutdown.
+    /// Exchanges answered on this connection.
+    private var exchangesDone = 0
+
+    /// Called when the worker starts a graceful shutdown: an idle keep-alive connection closes now; one that has
+    /// not sent its first request yet (just accepted, its request perhaps on the way) is answered once, then closed.
     func drain() {
         record.keepAliveAfter = false
-        if phase == .head && input.isEmpty && relay == nil && queuedBytes == deferredBytes {
+        if exchangesDone > 0 && phase == .head && input.isEmpty && relay == nil && queuedBytes == deferredBytes {
             close()  // sends what is still held first
         }
     }
@@ -298,6 +302,7 @@ final class ClientConnection: TCPConnection {
 
     /// Ends the exchange: logs it, then either waits for the next request or closes.
     func endExchange() {
+        exchangesDone += 1
         account()
         endExchangeObjects(abandoned: false)
         if !record.keepAliveAfter || peerEnded || worker.draining {

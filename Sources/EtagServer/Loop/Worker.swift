@@ -148,11 +148,34 @@ final class Worker: @unchecked Sendable {
             client.close()
             return
         }
+        serveAccepted(client)
+    }
+
+    private func serveAccepted(_ client: ClientConnection) {
         if let context = settings.tls.listener {
             guard let t = TLSChannel(server: context) else { return client.close() }
             client.tls = t  // the header timeout, armed by `start`, covers the handshake
         }
         adopt(client)
+    }
+
+    /// Takes the connections still queued on this worker's socket, before it closes: closing a SO_REUSEPORT
+    /// socket resets every connection waiting in its queue, which would fail clients during a takeover (the
+    /// new process has its own socket on the port by then, so nothing queues here after this).
+    private func acceptBacklog() {
+        var fd: uv_os_fd_t = -1
+        guard listening, uv_fileno(etag_uv_handle(listener), &fd) == 0 else { return }
+        while clients.count < config.limits.maxConnections {
+            let s = Glibc.accept(fd, nil, nil)  // the listening socket is non-blocking; uv_tcp_open makes s so
+            if s < 0 { return }
+            let client = ClientConnection(worker: self)
+            guard uv_tcp_open(client.tcp, s) == 0 else {
+                Glibc.close(s)
+                client.close()
+                continue
+            }
+            serveAccepted(client)
+        }
     }
 
     /// Serves a connection accepted here (or made by the socket-free driver): refused at once while draining or
@@ -212,6 +235,7 @@ final class Worker: @unchecked Sendable {
     /// Stops accepting at once, closes idle connections, lets in-flight exchanges finish within the grace period.
     func beginDrain() {
         guard !draining else { return }
+        acceptBacklog()
         draining = true
         closeListener()
         pool.closeIdle()

@@ -106,12 +106,13 @@ final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
             throw TLSSetupError(key: certKey, message: "no PEM certificate in \(cert): \(lastError())")
         }
+        let mismatch = TLSSetupError(key: keyKey, message: "key does not match certificate (\(key), \(cert))")
         guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
-            throw TLSSetupError(key: keyKey, message: "no PEM private key in \(key): \(lastError())")
+            let reason = lastError()
+            if reason.contains("mismatch") { throw mismatch }
+            throw TLSSetupError(key: keyKey, message: "no PEM private key in \(key): \(reason)")
         }
-        guard SSL_CTX_check_private_key(ctx) == 1 else {
-            throw TLSSetupError(key: keyKey, message: "key does not match certificate (\(key), \(cert))")
-        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else { throw mismatch }
     }
 
     /// `cannot read /x.pem: No such file or directory`, before OpenSSL's less plain words for it.
