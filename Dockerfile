@@ -25,10 +25,10 @@ USER 10001
 EXPOSE 9000
 ENTRYPOINT ["/usr/local/bin/etag-demo-api", "--listen", "0.0.0.0:9000"]
 
-# The proxy (the default target).
+# The proxy (the default target); ca-certificates: the system trust store for https upstreams.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1 libssl3 liburing2 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1 libssl3 liburing2 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin etag
 COPY --from=build /out/etag-proxy /usr/local/bin/etag-proxy
