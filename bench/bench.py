@@ -86,14 +86,15 @@ end
 """
 
 
-def wrk(port, path, duration, conns, header=None, script=None, env=None):
+def wrk(port, path, duration, conns, header=None, script=None, env=None, scheme="http"):
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
-    if header:
-        cmd += ["-H", header]
+    for h in (header or "").split("\n"):
+        if h.strip():
+            cmd += ["-H", h.strip()]
     if script:
         cmd += ["-s", script]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+    out = subprocess.run(cmd + [f"{scheme}://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                          timeout=duration + 30, env={**os.environ, **(env or {})}).stdout
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
@@ -105,8 +106,9 @@ def wrk(port, path, duration, conns, header=None, script=None, env=None):
     return rps, total, p99, (errors.group(0) if errors else ""), wrk_cpu / total * 1e6
 
 
-def etag_of(port, path):
-    out = subprocess.run(["curl", "-si", f"http://127.0.0.1:{port}{path}", "-o", "/dev/null", "-D", "-"],
+def etag_of(port, path, scheme="http", ca=None):
+    tls = ["--cacert", ca] if ca else []
+    out = subprocess.run(["curl", "-si", *tls, f"{scheme}://127.0.0.1:{port}{path}", "-o", "/dev/null", "-D", "-"],
                          capture_output=True, text=True, timeout=10).stdout
     m = re.search(r"(?im)^etag:\s*(\S+)", out)
     if not m:

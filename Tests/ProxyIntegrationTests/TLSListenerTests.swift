@@ -214,4 +214,40 @@ struct TLSListenerTests {
         ])
         #expect(r.status == 0, "\(r.err)")
     }
+
+    @Test func limitsAndMalformedRequestsGetTheSameAnswersOverTLS() throws {
+        let up = try TestUpstream()
+        let p = try proxy(up) {
+            $0.limits.maxHeaderSize = 1024
+            $0.limits.maxBodySize = 100
+        }
+        defer { p.stop() }
+        let answers = [
+            "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "a", count: 2000))\r\n\r\n",
+            "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+            "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        ].map { raw -> Int in
+            guard let c = try? TLSRawClient(port: p.port, ca: certs.ca) else { return -1 }
+            defer { c.close() }
+            c.send(raw)
+            return c.response()?.status ?? 0
+        }
+        #expect(answers == [431, 413, 400])
+        #expect(up.requests.isEmpty)
+    }
+
+    @Test func aDrainFinishesTheExchangeInFlightOverTLS() throws {
+        let up = try TestUpstream { req in .delay(0.5, TestUpstream.echo(req)) }
+        let p = try proxy(up)
+        defer { p.stop() }
+        let c = try TLSRawClient(port: p.port, ca: certs.ca)
+        defer { c.close() }
+        c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.15)
+        let stopper = Thread { p.server.stop() }
+        stopper.start()
+        let r = try #require(c.response())
+        #expect(r.status == 200)
+        #expect(r.header("Connection") == "close", "answered, then closed: the proxy is draining")
+    }
 }

@@ -208,6 +208,7 @@ struct TLSUpstreamTests {
         let start = Date()
         let r = try p.request("GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(r.status == 504)
+        #expect(r.bodyText.contains("the TLS handshake with the upstream timed out"), "\(r.bodyText)")
         #expect(Date().timeIntervalSince(start) < 3)
     }
 }

@@ -296,7 +296,7 @@ extension GuardedWrite: UpstreamClientDelegate {
             fetchFailed("the upstream is unreachable: \(UVError.name(code))")
         case .unresolved(let code):
             fetchFailed("cannot resolve the upstream host \(worker.resolver.host): \(UVError.name(code))")
-        case .connectTimedOut, .timedOut:
+        case .connectTimedOut, .handshakeTimedOut, .timedOut:
             fetchFailed("the upstream did not answer the \(which) in time", status: 504)
         case .closed:
             fetchFailed("the upstream closed the connection during the \(which)")

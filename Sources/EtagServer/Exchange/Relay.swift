@@ -166,6 +166,8 @@ extension Relay: UpstreamClientDelegate {
                 502, "cannot resolve the upstream host \(worker.resolver.host): \(UVError.name(code))", keepAlive: true)
         case .connectTimedOut:
             c.fail(504, "connecting to the upstream timed out", keepAlive: true)
+        case .handshakeTimedOut:
+            c.fail(504, "the TLS handshake with the upstream timed out", keepAlive: true)
         case .timedOut:
             c.fail(504, "the upstream did not answer within the upstream timeout", keepAlive: true)
         case .closed:

@@ -20,6 +20,8 @@ enum UpstreamFailure: Equatable {
     case unresolved(Int32)
     /// Connecting took longer than `timeouts.connect`.
     case connectTimedOut
+    /// The TCP connection was made but the TLS handshake did not complete within `timeouts.connect`.
+    case handshakeTimedOut
     /// No progress on the response within `timeouts.upstream`.
     case timedOut
     /// The upstream closed or reset the connection before the response ended.

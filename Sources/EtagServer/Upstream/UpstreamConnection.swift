@@ -344,7 +344,7 @@ final class UpstreamConnection: TCPConnection {
         }
         switch failure {
         case .unreachable(let code), .unresolved(let code): m.upstreamUnreachable(nowMs: worker.now, code: code)
-        case .connectTimedOut: m.upstreamUnreachable(nowMs: worker.now, code: UV_ETIMEDOUT.rawValue)
+        case .connectTimedOut, .handshakeTimedOut: m.upstreamUnreachable(nowMs: worker.now, code: UV_ETIMEDOUT.rawValue)
         // A handshake that fails is an upstream this proxy cannot use (a certificate it does not trust…).
         case .tls where state == .connecting: m.upstreamUnreachable(nowMs: worker.now, code: UV_EPROTO.rawValue)
         default: break
@@ -402,7 +402,7 @@ final class UpstreamConnection: TCPConnection {
         case .connect:
             if let f = connectFailure { return fail(f) }
             if memoryPeer != nil && state == .connecting { return didConnect(0) }
-            fail(.connectTimedOut)
+            fail(tls != nil ? .handshakeTimedOut : .connectTimedOut)
         case .response:
             guard delegate != nil else { return close() }
             fail(.timedOut)
