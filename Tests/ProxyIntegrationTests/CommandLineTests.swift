@@ -30,6 +30,17 @@ struct CommandLineTests {
         #expect(unknown.err.contains("cache.tll"))
     }
 
+    @Test func checkConfigReadsTheCertificates() throws {
+        let path = try writeConfig("tls:\n  cert: /nonexistent/cert.pem\n  key: /nonexistent/key.pem\n")
+        let r = try runProcess(try proxyBinary(), ["--config", path, "--check-config"])
+        #expect(r.status == 2)
+        #expect(r.err.contains("tls.cert: cannot read /nonexistent/cert.pem: No such file or directory"), "\(r.err)")
+        // And at start: the same words, a non-zero exit, nothing listening.
+        let start = try runProcess(try proxyBinary(), ["--config", path, "--listen", "127.0.0.1:0"])
+        #expect(start.status != 0)
+        #expect(start.err.contains("tls.cert: cannot read"), "\(start.err)")
+    }
+
     @Test func aBadEnvironmentVariableIsNamed() throws {
         var env = ProcessInfo.processInfo.environment
         env["ETAG_PROXY_WORKERS"] = "lots"
