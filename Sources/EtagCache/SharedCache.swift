@@ -50,7 +50,7 @@ public enum SharedCacheError: Error, CustomStringConvertible, Equatable {
 /// The shared-memory table: a fixed number of 8-slot buckets of seqlocked slots, plus URI generation counters
 /// used for invalidation. Shared by every worker thread and every process that opens the same name.
 ///
-/// Readers never block (a slot being written reads as a miss); writers take one slot's seqlock by
+/// Readers never block (a slot being written reads as a miss, and so does one whose content fails its check); writers take one slot's seqlock by
 /// compare-and-swap and never hold it across anything but a 120-byte copy; a writer that died mid-copy is
 /// taken over after a second. No global lock. Safe to call from any thread.
 public final class SharedCache: @unchecked Sendable {
@@ -122,7 +122,7 @@ public final class SharedCache: @unchecked Sendable {
         var p = etag_payload()
         for i in 0..<Int(ETAG_BUCKET_SLOTS) {
             let slot = slots + start + i
-            guard etag_slot_read(slot, &p) != 0, p.flags & ETAG_SLOT_USED != 0, Self.keyOf(p) == key else { continue }
+            guard etag_slot_read(slot, &p) == 1, p.flags & ETAG_SLOT_USED != 0, Self.keyOf(p) == key else { continue }
             if etag_slot_referenced(slot) == 0 { etag_slot_set_referenced(slot, 1) }
             return Self.entry(p)
         }
@@ -139,14 +139,15 @@ public final class SharedCache: @unchecked Sendable {
         var evicts = false
         var firstFree: Int? = nil
         for i in 0..<Int(ETAG_BUCKET_SLOTS) {
-            let ok = etag_slot_read(slots + start + i, &p) != 0
+            let read = etag_slot_read(slots + start + i, &p)
+            let ok = read == 1
             if ok && p.flags & ETAG_SLOT_USED != 0 && Self.keyOf(p) == key {
                 victim = i
                 break
             }
-            if firstFree == nil && (!ok ? false : (p.flags & ETAG_SLOT_USED == 0 || p.expires_ns <= now)) {
-                firstFree = i
-            }
+            // A corrupt slot is as good as free: nothing in it is trusted.
+            let free = read == ETAG_SLOT_CORRUPT || (ok && (p.flags & ETAG_SLOT_USED == 0 || p.expires_ns <= now))
+            if firstFree == nil && free { firstFree = i }
         }
         if victim == nil { victim = firstFree }
         if victim == nil {
@@ -176,7 +177,7 @@ public final class SharedCache: @unchecked Sendable {
         let now = Self.now
         var p = etag_payload()
         var n = 0
-        for i in 0..<slotCount where etag_slot_read(slots + i, &p) != 0 {
+        for i in 0..<slotCount where etag_slot_read(slots + i, &p) == 1 {
             if p.flags & ETAG_SLOT_USED != 0 && p.expires_ns > now { n += 1 }
         }
         return n
@@ -189,6 +190,13 @@ public final class SharedCache: @unchecked Sendable {
         for i in 0..<Int(ETAG_BUCKET_SLOTS) {
             etag_slot_set_seq(slots + start + i, startedNs | 1)
         }
+    }
+
+    /// Flips one bit of every slot in `key`'s bucket behind the seqlock's back, at `byte` of the payload: what a
+    /// stray write into the region does. For tests.
+    func simulateCorruption(key: Digest20, byte: Int) {
+        let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
+        for i in 0..<Int(ETAG_BUCKET_SLOTS) { etag_slot_flip_bit(slots + start + i, byte) }
     }
 
     // MARK: payload conversion

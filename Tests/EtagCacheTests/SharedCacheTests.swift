@@ -111,6 +111,26 @@ struct SharedCacheTests {
         #expect(c.lookup(key: key) == e)
     }
 
+    /// Issue #10 item 6: a slot whose content fails its check is a miss, whichever byte a stray write changed.
+    @Test(arguments: [0, 19, 20, 39, 40, 44, 48, 56, 64, 72, 100, 119, 120])
+    func aCorruptSlotIsAMissAndIsReused(byte: Int) throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let key = digest("k")
+        let now = SharedCache.now
+        let e = CacheEntry(
+            etag: digest("v"), varyNames: "x-a", generation: 7, storedNs: now, expiresNs: now + 60_000_000_000,
+            fieldsDigest: 5)
+        c.store(key: key, entry: e)
+        #expect(c.lookup(key: key) == e)
+        c.simulateCorruption(key: key, byte: byte)
+        #expect(c.lookup(key: key) == nil, "byte \(byte) changed: never trusted")
+        #expect(c.liveEntries() == 0)
+        #expect(c.store(key: key, entry: e) == false, "the corrupt slot is overwritten, not evicted around")
+        #expect(c.lookup(key: key) == e)
+    }
+
     @Test func regionIsPrivateToTheUser() throws {
         let name = Self.uniqueName()
         defer { SharedCache.unlink(name: name) }

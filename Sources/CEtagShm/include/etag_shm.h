@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define ETAG_REGION_MAGIC 0x6574616770727831ULL /* "etagprx1" */
-#define ETAG_REGION_VERSION 2u
+#define ETAG_REGION_VERSION 3u
 #define ETAG_BUCKET_SLOTS 8u
 #define ETAG_VARY_NAMES 48
 
@@ -20,6 +20,7 @@ typedef struct {
     uint64_t expires_ns;
     uint64_t fields;      // digest of the 200's 304 field set (RFC 9110 §15.4.5); 0 = it had none
     char vary[ETAG_VARY_NAMES]; // extra Vary field names, lowercase, comma-separated (ETAG_SLOT_VARY)
+    uint64_t check;       // etag_payload_check of the fields above, set by etag_slot_write; 0 in an empty slot
 } etag_payload;
 
 #define ETAG_SLOT_USED 1u
@@ -64,9 +65,16 @@ int etag_region_valid(const void *base, uint64_t size);
 /// CLOCK_MONOTONIC in nanoseconds: system-wide, so comparable across processes.
 uint64_t etag_now_ns(void);
 
-/// Consistent copy of a slot's payload; 0 when a write is in progress or the read raced one.
+/// A digest of a payload's fields before `check`: a slot whose check does not match was not written by
+/// etag_slot_write (memory corrupted by a stray write, a region tampered with) and is never trusted.
+uint64_t etag_payload_check(const etag_payload *p);
+
+/// Consistent copy of a slot's payload: 1 (an empty slot reads as all zeros), 0 when a write is in progress or
+/// the read raced one, ETAG_SLOT_CORRUPT when the copy is consistent but fails its check.
 int etag_slot_read(const etag_slot *s, etag_payload *out);
-/// Writes a slot's payload under its seqlock; 0 when another writer holds it (and is not stale).
+#define ETAG_SLOT_CORRUPT (-1)
+/// Writes a slot's payload (its check computed here) under its seqlock; 0 when another writer holds it (and is
+/// not stale).
 int etag_slot_write(etag_slot *s, const etag_payload *p, uint64_t stale_after_ns);
 
 static inline uint32_t etag_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -87,6 +95,10 @@ static inline uint64_t etag_peek64(const uint64_t *p) { return __atomic_load_n(p
 static inline uint32_t etag_slot_referenced(const etag_slot *s) { return __atomic_load_n(&s->referenced, __ATOMIC_RELAXED); }
 static inline void etag_slot_set_referenced(etag_slot *s, uint32_t v) { __atomic_store_n(&s->referenced, v, __ATOMIC_RELAXED); }
 static inline void etag_slot_set_seq(etag_slot *s, uint64_t v) { __atomic_store_n(&s->seq, v, __ATOMIC_RELEASE); }
+// Flips one bit of a slot's payload outside its seqlock and check: what a stray write does. For tests.
+static inline void etag_slot_flip_bit(etag_slot *s, size_t byte) {
+    __atomic_fetch_xor((uint8_t *)&s->p + byte, 1, __ATOMIC_RELAXED);
+}
 static inline int etag_cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
