@@ -64,7 +64,8 @@ struct ConcurrentWritersTests {
         let pair = try ProcessPair(upstreamPort: up.port)
         defer { pair.stop() }
         let (pa, pb) = (pair.a.port, pair.b.port)
-        for round in 0..<10 {
+        // 200 rounds of 20 racers (issue #10); a round takes ~40 ms.
+        for round in 0..<200 {
             let before = store.writeCount
             let tag = try Self.currentTag(port: round % 2 == 0 ? pa : pb)
             check(Self.race(ports: [pa, pb], count: 20, tag: tag, round: round), round)
