@@ -95,6 +95,10 @@ public enum ConfigKeys {
         .size(
             "limits.buffer_size", \.limits.bufferSize, min: 4096,
             "Bytes waiting per direction before the proxy stops reading from the sender."),
+        .size(
+            "limits.held_memory", \.limits.heldMemory, min: 1024 * 1024,
+            "Response bytes the process holds in memory at once (bodies held to be tagged, answers queued for slow "
+                + "readers); past it, bodies are sent on untagged."),
         .count(
             "limits.max_connections", \.limits.maxConnections, min: 1,
             "Client connections per worker; more are closed at once."),

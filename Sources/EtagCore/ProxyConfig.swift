@@ -107,6 +107,9 @@ public struct ProxyConfig: Sendable, Equatable {
         public var maxUpstreamHeaderSize: Int = 64 * 1024
         /// Bytes buffered per direction before the proxy stops reading from the sender.
         public var bufferSize: Int = 256 * 1024
+        /// Response bytes the whole process holds in memory (bodies held to be tagged, answers queued for slow
+        /// readers); past it, held bodies go on untagged.
+        public var heldMemory: Int = 256 * 1024 * 1024
         /// Most client connections per worker; more are refused by closing them at once.
         public var maxConnections: Int = 10_000
         public init() {}

@@ -31,8 +31,12 @@ public enum Sockets {
         return (fd, Int(UInt16(bigEndian: bound.sin_port)))
     }
 
-    public static func connect(port: Int, timeout: Double = 10) throws -> Int32 {
+    /// - Parameter receiveBuffer: SO_RCVBUF, set before connecting (a small one makes a slow reader).
+    public static func connect(port: Int, timeout: Double = 10, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -3,6 +3,10 @@
 #include <uv.h>
 #include <sys/socket.h>
 #include <pthread.h>
+#include <malloc.h>
+
+/// Hands freed heap memory back to the system (glibc keeps it in its arenas otherwise).
+static inline void etag_malloc_trim(void) { (void)malloc_trim(0); }
 
 /// Initializes `tcp` on `loop` for the family of `addr`, sets SO_REUSEPORT (libuv 1.44 has no
 /// UV_TCP_REUSEPORT) and binds it. Returns 0 or a libuv error code.

@@ -5,10 +5,18 @@ public struct MetricsExtras: Sendable, Equatable {
     public var cacheCapacity: Int
     public var process: ProcessStats
     public var version: String
+    /// Bytes of `limits.held_memory` in use (reserved by the workers) and the limit.
+    public var heldMemory: Int
+    public var heldMemoryLimit: Int
 
-    public init(cacheEntries: Int, cacheCapacity: Int, process: ProcessStats, version: String) {
+    public init(
+        cacheEntries: Int, cacheCapacity: Int, process: ProcessStats, version: String, heldMemory: Int = 0,
+        heldMemoryLimit: Int = 0
+    ) {
         self.cacheEntries = cacheEntries
         self.cacheCapacity = cacheCapacity
+        self.heldMemory = heldMemory
+        self.heldMemoryLimit = heldMemoryLimit
         self.process = process
         self.version = version
     }
@@ -79,6 +87,11 @@ public enum MetricsExposition {
             "etag_proxy_cache_entries", "Live entries in the shared region (all processes sharing it).",
             Double(extras.cacheEntries))
         t.gauge("etag_proxy_cache_capacity", "Entries the shared region can hold.", Double(extras.cacheCapacity))
+        t.gauge(
+            "etag_proxy_held_memory_bytes",
+            "Response bytes held in memory (bodies being tagged, answers queued for clients), workers' credit included.",
+            Double(extras.heldMemory))
+        t.gauge("etag_proxy_held_memory_limit_bytes", "limits.held_memory.", Double(extras.heldMemoryLimit))
 
         t.family(
             "etag_proxy_write_checks_total", "counter",

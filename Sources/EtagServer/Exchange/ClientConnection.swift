@@ -52,6 +52,7 @@ final class ClientConnection: TCPConnection {
     init(worker: Worker) {
         settings = worker.settings
         super.init(worker: worker, defersWrites: true)
+        queuedMemory = worker.exchanges.heldMemory
     }
 
     func start() {
@@ -82,7 +83,7 @@ final class ClientConnection: TCPConnection {
             switch phase {
             case .head:
                 if off >= buf.count { return off }
-                if timerPurpose == .keepalive { arm(.header, settings.timeouts.clientHeader) }
+                if timerPurpose == .keepalive || timerPurpose == .send { arm(.header, settings.timeouts.clientHeader) }
                 let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
                 do {
                     switch try RequestParser.parse(
@@ -169,7 +170,10 @@ final class ClientConnection: TCPConnection {
 
     override func didDrain() {
         relay?.clientDrained()
-        if timerPurpose == .send { arm(.none, 0) }
+        if timerPurpose == .send {
+            let idle = phase == .head && relay == nil && guarded == nil && !closeWhenDrained
+            if idle { arm(.keepalive, settings.timeouts.keepalive) } else { arm(.none, 0) }
+        }
         if closeWhenDrained { shutdownThenClose() }
     }
 
@@ -312,7 +316,13 @@ final class ClientConnection: TCPConnection {
         }
         record.request = nil
         phase = .head
-        arm(.keepalive, settings.timeouts.keepalive)
+        // An answer the client has not taken yet is under the send timeout, not the (longer) keep-alive one: a
+        // client that stops reading is cut, and its queued bytes go back to `limits.held_memory`.
+        if queuedBytes > deferredBytes {
+            arm(.send, settings.timeouts.send)
+        } else {
+            arm(.keepalive, settings.timeouts.keepalive)
+        }
         if !isReading { startReading() }
         if !insideConsume { processBuffered() }
     }

@@ -24,6 +24,8 @@ final class ExchangeContext {
     let metrics: WorkerMetrics
     /// The 304 field sets this process has seen, by digest (process memory, shared by the workers).
     let notModifiedFields: NotModifiedFieldsMemo
+    /// This worker's share of `limits.held_memory`.
+    let heldMemory: HeldMemoryCredit
     /// For cache keys (one-shot, synchronous use only).
     let keyHasher = SHA1Hasher()
     /// Single-flight: GET/HEAD fetches in progress on this worker, by cache key.
@@ -43,7 +45,7 @@ final class ExchangeContext {
 
     init(
         loop: UnsafeMutablePointer<uv_loop_t>, settings: ExchangeSettings, accessLog: AccessLog,
-        metrics: WorkerMetrics, notModifiedFields: NotModifiedFieldsMemo
+        metrics: WorkerMetrics, notModifiedFields: NotModifiedFieldsMemo, heldMemory: HeldMemoryCredit
     ) {
         self.loop = loop
         self.settings = settings
@@ -51,6 +53,7 @@ final class ExchangeContext {
         logging = accessLog.sink != nil
         self.metrics = metrics
         self.notModifiedFields = notModifiedFields
+        self.heldMemory = heldMemory
     }
 
     /// The write leases of this worker's guarded writes (created on first use, once `cache` is set).

@@ -273,7 +273,8 @@ extension GuardedWrite: UpstreamClientDelegate {
         if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
         let held = HeldBody(
             limit: settings.maxHashedBody, expected: expected,
-            hasher: compared && !keepTheirs ? worker.exchanges.takeHasher() : nil)
+            hasher: compared && !keepTheirs ? worker.exchanges.takeHasher() : nil, memory: worker.exchanges.heldMemory,
+            refusable: false)
         fetchBody = held
         return .hold(held)
     }

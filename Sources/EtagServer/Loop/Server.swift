@@ -21,6 +21,8 @@ public final class Server: @unchecked Sendable {
     public private(set) var cache: SharedCache?
     private var admin: AdminServer?
     private var logSink: AccessLogSink?
+    /// `limits.held_memory`, shared by the workers.
+    private(set) var heldMemory: HeldMemoryBudget?
     /// The admin listener's port (0 without one).
     public var adminPort: Int { admin?.boundPort ?? 0 }
     private let stopping = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
@@ -65,11 +67,13 @@ public final class Server: @unchecked Sendable {
         logSink = sink
         sink.start()
         let memo = NotModifiedFieldsMemo()
+        let budget = HeldMemoryBudget(limit: config.limits.heldMemory)
+        heldMemory = budget
         for i in 0..<workerCount {
             let w = try Worker(
                 index: i, config: config, settings: settings, listen: listenAddr,
                 accessLog: AccessLog(format: config.accessLogFormat, enabled: config.accessLog != .off, sink: sink),
-                notModifiedFields: memo)
+                notModifiedFields: memo, heldMemory: budget)
             if i == 0 {
                 port = w.boundPort
                 setPort(&listenAddr, port)
@@ -116,6 +120,7 @@ public final class Server: @unchecked Sendable {
         applied.admin.listen = running.admin.listen
         let settings = ExchangeSettings(config: applied, tls: try TLSContexts(config: applied))
         logSink?.setTarget(applied.accessLog, limit: applied.accessLogBuffer)
+        heldMemory?.limit = applied.limits.heldMemory
         lock.locked { current = applied }
         for w in workers {
             w.reload(Worker.Reload(config: applied, settings: settings))
@@ -139,7 +144,8 @@ public final class Server: @unchecked Sendable {
     func metricsExtras() -> MetricsExtras {
         MetricsExtras(
             cacheEntries: cache?.liveEntries() ?? 0, cacheCapacity: cache?.slotCount ?? 0,
-            process: ProcessReadings.read(), version: EtagProxyVersion.string)
+            process: ProcessReadings.read(), version: EtagProxyVersion.string, heldMemory: heldMemory?.inUse ?? 0,
+            heldMemoryLimit: heldMemory?.limit ?? 0)
     }
 
     /// What each worker saw of the upstream lately.

@@ -24,6 +24,8 @@ class TCPConnection {
     var memoryPeer: MemoryPeer?
     /// TLS over the socket (see `TCPConnection+TLS`); nil for plaintext: one branch per read and per write.
     var tls: TLSChannel?
+    /// Where bytes queued in libuv are counted (`limits.held_memory`): client connections only.
+    var queuedMemory: HeldMemoryCredit?
 
     init(worker: Worker, defersWrites: Bool = false) {
         self.worker = worker
@@ -171,6 +173,8 @@ class TCPConnection {
         if rc != 0 {
             queuedBytes -= remaining
             req.free()
+        } else {
+            queuedMemory?.force(remaining)
         }
         return rc
     }
@@ -181,6 +185,7 @@ class TCPConnection {
 
     final func writeCompleted(_ size: Int, _ status: Int32) {
         queuedBytes -= size
+        queuedMemory?.give(size)
         if isClosing { return }
         if status < 0 {
             didFail(status)

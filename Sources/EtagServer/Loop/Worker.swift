@@ -53,7 +53,7 @@ final class Worker: @unchecked Sendable {
     /// listener (the socket-free driver hands the worker its connections through `adopt`).
     init(
         index: Int, config: ProxyConfig, settings: ExchangeSettings, listen: sockaddr_storage?,
-        accessLog: AccessLog, notModifiedFields: NotModifiedFieldsMemo
+        accessLog: AccessLog, notModifiedFields: NotModifiedFieldsMemo, heldMemory: HeldMemoryBudget? = nil
     ) throws {
         self.index = index
         self.config = config
@@ -64,7 +64,8 @@ final class Worker: @unchecked Sendable {
         uv_loop_init(loop)
         exchanges = ExchangeContext(
             loop: loop, settings: settings, accessLog: accessLog, metrics: metrics,
-            notModifiedFields: notModifiedFields)
+            notModifiedFields: notModifiedFields,
+            heldMemory: HeldMemoryCredit(budget: heldMemory ?? HeldMemoryBudget(limit: config.limits.heldMemory)))
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
         listener = .allocate(capacity: 1)
         stopSignal = .allocate(capacity: 1)

@@ -12,18 +12,35 @@ final class HeldBody {
     let limit: Int
     /// Fed every byte when the tag is the body's digest; nil when the tag comes from elsewhere or none is needed.
     private(set) var hasher: SHA1Hasher?
+    /// The worker's share of `limits.held_memory`, charged as the body grows and given back when it goes.
+    private let memory: HeldMemoryCredit
+    private var charged = 0
+    /// Whether the budget may refuse this body (a relayed answer, paced by its client); a checked write's
+    /// fetches are counted but never refused (they are short-lived, and refusing would fail the write).
+    private let refusable: Bool
 
-    init(limit: Int, expected: Int?, hasher: SHA1Hasher?) {
+    init(limit: Int, expected: Int?, hasher: SHA1Hasher?, memory: HeldMemoryCredit, refusable: Bool = true) {
         self.limit = limit
+        self.refusable = refusable
         self.hasher = hasher
+        self.memory = memory
         var b: [UInt8] = []
         b.reserveCapacity(min(expected ?? 16 * 1024, limit))
         bytes = b
     }
 
-    /// Appends `data` (hashing it); false, with nothing appended, when the body would pass the limit.
+    deinit { memory.give(charged) }
+
+    /// Appends `data` (hashing it); false, with nothing appended, when the body would pass the limit or the
+    /// process's `limits.held_memory`.
     func append(_ data: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count + data.count <= limit else { return false }
+        if !refusable {
+            memory.force(data.count)
+        } else if !memory.take(data.count) {
+            return false
+        }
+        charged += data.count
         bytes.append(contentsOf: data)
         hasher?.update(data)
         return true
