@@ -25,14 +25,25 @@ static void layout(uint64_t size, etag_region_header *h) {
     uint64_t body = size - header;
     // A quarter of a slot's size per generation counter and lease are small next to the slots.
     uint64_t lease_bytes = 4096 * 16;
-    uint64_t per_bucket = (uint64_t)ETAG_BUCKET_SLOTS * sizeof(etag_slot) + 2 * sizeof(uint32_t);
-    uint64_t buckets = (body - lease_bytes) / per_bucket;
+    // Per bucket: its slots, two generation counters, and per slot up to two sketch counters and 16 bytes of
+    // doorkeeper (64–128 bits per slot: 6.4–12.8 bits per key of an aging sample of ten keys per slot).
+    uint64_t per_bucket = (uint64_t)ETAG_BUCKET_SLOTS * (sizeof(etag_slot) + 2 + 16) + 2 * sizeof(uint32_t);
+    uint64_t buckets = (body - lease_bytes - 320) / per_bucket;  // 320: the four 64-byte alignments
     h->slot_count = (uint32_t)(buckets * ETAG_BUCKET_SLOTS);
     h->gen_count = (uint32_t)(buckets * 2);
     h->lease_count = 4096;
     h->slots_offset = header;
     h->gens_offset = align_up(header + (uint64_t)h->slot_count * sizeof(etag_slot), 64);
     h->leases_offset = align_up(h->gens_offset + (uint64_t)h->gen_count * sizeof(uint32_t), 64);
+    h->sketch_offset = align_up(h->leases_offset + lease_bytes, 64);
+    // The largest power of two of counters that fits in two per slot (so at least one per slot).
+    uint32_t bits = 10;
+    while ((2ull << bits) <= 2ull * h->slot_count) bits++;
+    h->sketch_bits = bits;
+    uint32_t door = 12;
+    while ((2ull << door) <= 128ull * h->slot_count) door++;
+    h->door_bits = door;
+    h->door_offset = align_up(h->sketch_offset + (1ull << bits), 64);
 }
 
 int etag_region_valid(const void *base, uint64_t size) {
@@ -43,7 +54,10 @@ int etag_region_valid(const void *base, uint64_t size) {
     return h->version == want.version && h->slot_size == want.slot_size && h->region_size == size &&
            h->slot_count == want.slot_count && h->gen_count == want.gen_count &&
            h->lease_count == want.lease_count && h->slots_offset == want.slots_offset &&
-           h->gens_offset == want.gens_offset && h->leases_offset == want.leases_offset;
+           h->gens_offset == want.gens_offset && h->leases_offset == want.leases_offset &&
+           h->sketch_offset == want.sketch_offset && h->sketch_bits == want.sketch_bits &&
+           h->door_offset == want.door_offset && h->door_bits == want.door_bits &&
+           h->door_offset + (1ull << h->door_bits) / 8 <= size;
 }
 
 void etag_region_format(void *base, uint64_t size) {
@@ -124,6 +138,55 @@ int etag_region_open(const char *name, uint64_t size, void **base, int *created,
 void etag_region_close(void *base, uint64_t size) { munmap(base, size); }
 
 int etag_region_unlink(const char *name) { return shm_unlink(name) == 0 ? 0 : -errno; }
+
+static const uint64_t sketch_mult[4] = {
+    0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull};
+
+static const uint64_t door_mult[3] = {0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull, 0x94d049bb133111ebull};
+
+static int door_has(const etag_filter *f, uint64_t h) {
+    for (int i = 0; i < 3; i++) {
+        uint64_t bit = (h * door_mult[i]) >> (64 - f->door_bits);
+        if (!(__atomic_load_n(f->door + bit / 64, __ATOMIC_RELAXED) & (1ull << (bit % 64)))) return 0;
+    }
+    return 1;
+}
+
+static void age(const etag_filter *f) {
+    // TinyLFU's reset: the one touch that completes a sample halves every counter and clears the doorkeeper.
+    uint64_t n = 1ull << f->sketch_bits;
+    for (uint64_t j = 0; j < n; j++) {
+        uint8_t v = __atomic_load_n(f->sketch + j, __ATOMIC_RELAXED);
+        if (v) __atomic_store_n(f->sketch + j, (uint8_t)(v >> 1), __ATOMIC_RELAXED);
+    }
+    uint64_t words = (1ull << f->door_bits) / 64;
+    for (uint64_t j = 0; j < words; j++) __atomic_store_n(f->door + j, 0, __ATOMIC_RELAXED);
+}
+
+void etag_filter_touch(const etag_filter *f, uint64_t h, int aging) {
+    if (door_has(f, h)) {
+        for (int i = 0; i < 4; i++) {
+            uint8_t *c = f->sketch + ((h * sketch_mult[i]) >> (64 - f->sketch_bits));
+            uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+            if (v < 15) __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
+        }
+    } else {
+        for (int i = 0; i < 3; i++) {
+            uint64_t bit = (h * door_mult[i]) >> (64 - f->door_bits);
+            __atomic_fetch_or(f->door + bit / 64, 1ull << (bit % 64), __ATOMIC_RELAXED);
+        }
+    }
+    if (aging && f->sample && __atomic_add_fetch(f->ops, 1, __ATOMIC_RELAXED) % f->sample == 0) age(f);
+}
+
+uint32_t etag_filter_estimate(const etag_filter *f, uint64_t h) {
+    uint32_t least = 255;
+    for (int i = 0; i < 4; i++) {
+        uint8_t v = __atomic_load_n(f->sketch + ((h * sketch_mult[i]) >> (64 - f->sketch_bits)), __ATOMIC_RELAXED);
+        if (v < least) least = v;
+    }
+    return least + (uint32_t)door_has(f, h);
+}
 
 uint64_t etag_payload_check(const etag_payload *p) {
     // Multiply-xorshift over the payload's words: not a MAC (the region is this user's own, mode 0600, checked at

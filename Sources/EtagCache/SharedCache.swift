@@ -33,6 +33,19 @@ public struct CacheEntry: Sendable, Equatable {
     public func isFresh(now: UInt64) -> Bool { now < expiresNs }
 }
 
+/// What `SharedCache.store` did.
+public enum CacheStoreResult: Sendable, Equatable {
+    /// Into a free or expired slot, or over the key's own entry.
+    case stored
+    /// In place of a live entry of another key.
+    case evicted
+    /// Not stored: the key has been asked for less often lately than the entry it would evict (the admission
+    /// filter that keeps a scan of one-off URLs from flushing the hot entries).
+    case refused
+    /// Not stored: another writer holds the slot.
+    case busy
+}
+
 public enum SharedCacheError: Error, CustomStringConvertible, Equatable {
     case open(String, Int32)
     /// The region exists but is not this user's with mode 0600: never used.
@@ -66,6 +79,8 @@ public final class SharedCache: @unchecked Sendable {
     public let slotCount: Int
     private let buckets: UInt64
     private let genCount: UInt64
+    /// The admission filter's pointers into the region (allocated once, freed in deinit; read-only after init).
+    private let filter: UnsafeMutablePointer<etag_filter>
     static let staleWriterNs: UInt64 = 1_000_000_000
 
     /// Opens or creates the region `name` ("/etag-proxy-…") of `size` bytes, mode 0600.
@@ -89,9 +104,28 @@ public final class SharedCache: @unchecked Sendable {
         slotCount = Int(h.slot_count)
         buckets = UInt64(h.slot_count) / UInt64(ETAG_BUCKET_SLOTS)
         genCount = UInt64(h.gen_count)
+        filter = .allocate(capacity: 1)
+        filter.initialize(
+            to: etag_filter(
+                sketch: (b + Int(h.sketch_offset)).assumingMemoryBound(to: UInt8.self),
+                door: (b + Int(h.door_offset)).assumingMemoryBound(to: UInt64.self),
+                ops: (b + Int(ETAG_SKETCH_OPS_OFFSET)).assumingMemoryBound(to: UInt64.self),
+                sample: 10 * UInt64(h.slot_count),  // TinyLFU's sample: ten asks per slot
+                sketch_bits: h.sketch_bits, door_bits: h.door_bits))
     }
 
-    deinit { etag_region_close(base, UInt64(size)) }
+    /// The sketch's hash of a key (its digest's bits are uniform; `a` also picks the bucket, so mix in `b`).
+    @inline(__always) private static func sketchHash(_ key: Digest20) -> UInt64 { key.b ^ (key.a >> 17) }
+
+    /// How often `key` was asked for lately (0…16), as the admission filter sees it.
+    public func frequency(key: Digest20) -> UInt32 {
+        etag_filter_estimate(filter, Self.sketchHash(key))
+    }
+
+    deinit {
+        filter.deallocate()
+        etag_region_close(base, UInt64(size))
+    }
 
     /// Removes the region's name (processes that have it mapped keep using their mapping).
     public static func unlink(name: String) { _ = etag_region_unlink(name) }
@@ -124,16 +158,20 @@ public final class SharedCache: @unchecked Sendable {
             let slot = slots + start + i
             guard etag_slot_read(slot, &p) == 1, p.flags & ETAG_SLOT_USED != 0, Self.keyOf(p) == key else { continue }
             if etag_slot_referenced(slot) == 0 { etag_slot_set_referenced(slot, 1) }
+            etag_filter_touch(filter, Self.sketchHash(key), 0)  // a hit: not counted toward aging
             return Self.entry(p)
         }
         return nil
     }
 
-    /// Stores `entry` under `key`. Returns whether a live entry was evicted, or nil when the slot was busy.
+    /// Stores `entry` under `key` (each store is one more ask for the key: the fetch it follows was a miss or a
+    /// revalidation). A full bucket evicts the first entry the clock passes over, unless the admission filter
+    /// refuses: TinyLFU admits a key only when it was asked for more often lately than that entry.
     @discardableResult
-    public func store(key: Digest20, entry: CacheEntry) -> Bool? {
+    public func store(key: Digest20, entry: CacheEntry) -> CacheStoreResult {
         let start = Int(key.a % buckets) * Int(ETAG_BUCKET_SLOTS)
         let now = Self.now
+        etag_filter_touch(filter, Self.sketchHash(key), 1)
         var p = etag_payload()
         var victim: Int? = nil
         var evicts = false
@@ -164,12 +202,17 @@ public final class SharedCache: @unchecked Sendable {
             }
             victim = victim ?? hand
             evicts = true
+            if etag_slot_read(slots + start + victim!, &p) == 1,
+                frequency(key: key) <= frequency(key: Self.keyOf(p))
+            {
+                return .refused
+            }
         }
         var out = Self.payload(key, entry)
         let slot = slots + start + victim!
-        guard etag_slot_write(slot, &out, Self.staleWriterNs) != 0 else { return nil }
+        guard etag_slot_write(slot, &out, Self.staleWriterNs) != 0 else { return .busy }
         etag_slot_set_referenced(slot, 0)
-        return evicts
+        return evicts ? .evicted : .stored
     }
 
     /// Slots holding a live (unexpired) entry: one pass over the table with seqlock reads, for a metrics scrape.

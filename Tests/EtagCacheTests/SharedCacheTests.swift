@@ -18,7 +18,7 @@ struct SharedCacheTests {
         let e = CacheEntry(
             etag: digest("body"), generation: 0, storedNs: now, expiresNs: now + 1_000_000_000,
             fieldsDigest: 0x1234_5678_9abc_def1)
-        #expect(a.store(key: digest("k"), entry: e) == false)
+        #expect(a.store(key: digest("k"), entry: e) == .stored)
         let b = try SharedCache(name: name, size: 1 << 20)
         #expect(!b.created, "a second open finds the region")
         #expect(b.lookup(key: digest("k")) == e)
@@ -38,20 +38,54 @@ struct SharedCacheTests {
         #expect(c.lookup(key: digest("k"))?.etag == digest("v19"))
     }
 
-    @Test func aFullTableEvicts() throws {
+    @Test func aFullTableEvictsForAKeyAskedForMoreOften() throws {
         let name = Self.uniqueName()
         defer { SharedCache.unlink(name: name) }
         let c = try SharedCache(name: name, size: 1 << 20)
         let now = SharedCache.now
-        var evictions = 0
-        for i in 0..<(c.slotCount * 2) {
-            let r = c.store(
-                key: digest("key\(i)"),
-                entry: CacheEntry(etag: digest("\(i)"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000))
-            if r == true { evictions += 1 }
+        func entry(_ i: Int) -> CacheEntry {
+            CacheEntry(etag: digest("\(i)"), generation: 0, storedNs: now, expiresNs: now + 60_000_000_000)
         }
-        #expect(evictions >= c.slotCount / 2)
-        #expect(c.lookup(key: digest("key\(c.slotCount * 2 - 1)")) != nil, "the newest entry is present")
+        var results: [CacheStoreResult] = []
+        for i in 0..<(c.slotCount * 2) { results.append(c.store(key: digest("key\(i)"), entry: entry(i))) }
+        #expect(results.filter { $0 == .stored }.count >= c.slotCount * 3 / 4, "free slots fill first")
+        #expect(results.filter { $0 == .refused }.count >= c.slotCount / 2, "one-off keys do not evict one-off keys")
+        // A key asked for twice is admitted over entries asked for once.
+        let hot = digest("asked-twice")
+        _ = c.store(key: hot, entry: entry(-1))
+        let second = c.store(key: hot, entry: entry(-1))
+        #expect(second == .evicted || second == .stored)
+        #expect(c.lookup(key: hot) != nil, "the key asked for twice is present")
+    }
+
+    /// Issue #10 item 7: a scan of one-off URLs worth ten times the slots leaves the hot entries in place.
+    @Test func aScanOfTenTimesTheSlotsLeavesTheHotEntries() throws {
+        let name = Self.uniqueName()
+        defer { SharedCache.unlink(name: name) }
+        let c = try SharedCache(name: name, size: 1 << 20)
+        let now = SharedCache.now
+        let e = CacheEntry(etag: digest("v"), generation: 0, storedNs: now, expiresNs: now + 600_000_000_000)
+        let hot = (0..<(c.slotCount / 4)).map { digest("hot\($0)") }
+        // The hot set: stored on a miss, then asked for again and again (hits).
+        for k in hot {
+            if c.lookup(key: k) == nil { c.store(key: k, entry: e) }
+        }
+        for _ in 0..<3 { for k in hot { _ = c.lookup(key: k) } }
+        // The scan: every URL once (a miss, then a store), while the hot set keeps being asked for.
+        var hotTurn = 0
+        for i in 0..<(c.slotCount * 10) {
+            let k = digest("scan\(i)")
+            if c.lookup(key: k) == nil { c.store(key: k, entry: e) }
+            if i % 8 == 0 {
+                let h = hot[hotTurn % hot.count]
+                hotTurn += 1
+                if c.lookup(key: h) == nil { c.store(key: h, entry: e) }
+            }
+        }
+        let survivors = hot.filter { c.lookup(key: $0) != nil }.count
+        print("scan of \(c.slotCount * 10) one-off keys: \(survivors) of \(hot.count) hot entries survived")
+        #expect(
+            survivors * 100 >= hot.count * 90, "\(survivors) of \(hot.count) hot entries survived the scan")
     }
 
     @Test func varyMarkersKeepTheirNames() throws {
@@ -104,10 +138,10 @@ struct SharedCacheTests {
         // Just now: a live writer may still be copying — readers see a miss, writers back off.
         c.simulateInterruptedWrites(key: key, startedNs: now)
         #expect(c.lookup(key: key) == nil)
-        #expect(c.store(key: key, entry: e) == nil, "busy")
+        #expect(c.store(key: key, entry: e) == .busy)
         // Two seconds ago: its writer is gone; the next writer takes the slot over.
         c.simulateInterruptedWrites(key: key, startedNs: now - 2_000_000_000)
-        #expect(c.store(key: key, entry: e) != nil)
+        #expect(c.store(key: key, entry: e) != .busy)
         #expect(c.lookup(key: key) == e)
     }
 
@@ -127,7 +161,7 @@ struct SharedCacheTests {
         c.simulateCorruption(key: key, byte: byte)
         #expect(c.lookup(key: key) == nil, "byte \(byte) changed: never trusted")
         #expect(c.liveEntries() == 0)
-        #expect(c.store(key: key, entry: e) == false, "the corrupt slot is overwritten, not evicted around")
+        #expect(c.store(key: key, entry: e) == .stored, "the corrupt slot is overwritten, not evicted around")
         #expect(c.lookup(key: key) == e)
     }
 

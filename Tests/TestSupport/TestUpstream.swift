@@ -94,7 +94,16 @@ public final class TestUpstream: @unchecked Sendable {
         }
         var ssl: OpaquePointer?
         if let tls {
-            guard let s = tls.accept(fd) else { return }
+            guard let s = tls.accept(fd) else {
+                // A lingering close, as a real server does: what the client already sent (a request behind a
+                // TLS 1.3 handshake the server refused) is drained, so the close is no reset that could
+                // overtake the alert on its way to the proxy.
+                shutdown(fd, Int32(SHUT_WR))
+                Sockets.setTimeout(fd, 1)
+                var sink = [UInt8](repeating: 0, count: 4096)
+                while read(fd, &sink, sink.count) > 0 {}
+                return
+            }
             ssl = s
         }
         defer {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define ETAG_REGION_MAGIC 0x6574616770727831ULL /* "etagprx1" */
-#define ETAG_REGION_VERSION 3u
+#define ETAG_REGION_VERSION 4u
 #define ETAG_BUCKET_SLOTS 8u
 #define ETAG_VARY_NAMES 48
 
@@ -47,7 +47,24 @@ typedef struct {
     uint64_t slots_offset;
     uint64_t gens_offset;
     uint64_t leases_offset;
+    uint64_t sketch_offset;
+    uint32_t sketch_bits;  // the frequency sketch has 2^sketch_bits byte counters (saturating at 15)
+    uint32_t door_bits;    // the doorkeeper has 2^door_bits bits
+    uint64_t door_offset;
 } etag_region_header;
+
+/// The admission filter's shared state, as one process maps it (pointers into the region).
+typedef struct {
+    uint8_t *sketch;
+    uint64_t *door;
+    uint64_t *ops;     // touches counted toward aging
+    uint64_t sample;   // touches per aging
+    uint32_t sketch_bits;
+    uint32_t door_bits;
+} etag_filter;
+
+/// Where the sketch's aging counter lives: its own cache line in the header page.
+#define ETAG_SKETCH_OPS_OFFSET 512
 
 /// Opens (or creates, mode 0600) the named POSIX shared-memory region of `size` bytes and maps it.
 /// A region whose header does not match this layout and size is unlinked and made anew.
@@ -61,6 +78,18 @@ int etag_region_unlink(const char *name);
 void etag_region_format(void *base, uint64_t size);
 /// Whether the mapped region's header matches this build's layout for `size` bytes.
 int etag_region_valid(const void *base, uint64_t size);
+
+/// The admission filter (TinyLFU: Einziger, Friedman, Manes 2017): how often a key was asked for lately, shared by
+/// every worker and process. A doorkeeper (a Bloom filter, three bits per key) takes a key's first ask, so the
+/// one-off keys of a scan never reach the frequency sketch (a count-min of four byte counters per key, saturating
+/// at 15). Counters and doorkeeper words are read and written with relaxed atomics: two increments may race into
+/// one (it is an estimate), and a saturated counter or a set bit is only read, so hot keys do not bounce cache
+/// lines between cores.
+/// `touch` records one ask for `h`; with `aging`, it also counts toward the sample: every `sample` such touches
+/// the counters are halved and the doorkeeper cleared, so the filter follows what is asked for now.
+void etag_filter_touch(const etag_filter *f, uint64_t h, int aging);
+/// The estimate of `h`'s asks: its least counter, plus one when the doorkeeper has it.
+uint32_t etag_filter_estimate(const etag_filter *f, uint64_t h);
 
 /// CLOCK_MONOTONIC in nanoseconds: system-wide, so comparable across processes.
 uint64_t etag_now_ns(void);

@@ -78,6 +78,10 @@ public enum MetricsExposition {
         t.counter(
             "etag_proxy_cache_evictions_total", "Live entries evicted to make room.", words[L.counter(.cacheEvictions)])
         t.counter(
+            "etag_proxy_cache_admissions_refused_total",
+            "Stores refused by the admission filter (asked for less often than the entry they would evict).",
+            words[L.counter(.cacheAdmissionsRefused)])
+        t.counter(
             "etag_proxy_cache_invalidations_total", "URIs invalidated by successful writes (RFC 9111 §4.4).",
             words[L.counter(.cacheInvalidations)])
         t.counter(

@@ -104,6 +104,8 @@ public enum MetricsLayout {
         case listenerTLSFull, listenerTLSResumed, listenerTLSFailed
         /// TLS handshakes with the upstream, the same three.
         case upstreamTLSFull, upstreamTLSResumed, upstreamTLSFailed
+        /// Stores the admission filter refused (the key was asked for less often than the entry it would evict).
+        case cacheAdmissionsRefused
     }
 
     /// Levels a worker sets (connections now open); summed over the workers like the counters.
@@ -125,7 +127,7 @@ public enum MetricsLayout {
     public static var leaseWait: Int { writeChecks + 5 }
     public static var rejected: Int { leaseWait + histogramWords }
     public static var counters: Int { rejected + statusSlots }
-    public static var levels: Int { counters + 14 }
+    public static var levels: Int { counters + 15 }
     /// Words per worker.
     public static var wordCount: Int { levels + 3 }
 

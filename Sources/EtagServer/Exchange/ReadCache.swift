@@ -96,7 +96,7 @@ enum ReadCache {
             expiresNs: now + UInt64(max(ttl, 0)) * 1_000_000, fieldsDigest: fields)
         let extra = d.vary.filter { !settings.keyHeaders.contains($0) }
         var key = primary
-        var result: Bool?
+        var result: CacheStoreResult
         if extra.isEmpty {
             result = context.cache.store(key: key, entry: entry)
         } else {
@@ -108,8 +108,14 @@ enum ReadCache {
             key = settings.keyBuilder.keyDigest(req, vary: extra, hasher: context.keyHasher)
             result = context.cache.store(key: key, entry: entry)
         }
-        guard let evicted = result else { return false }
-        if evicted { context.metrics.add(.cacheEvictions) }
+        switch result {
+        case .busy: return false
+        case .refused:
+            context.metrics.add(.cacheAdmissionsRefused)
+            return false
+        case .evicted: context.metrics.add(.cacheEvictions)
+        case .stored: break
+        }
         context.metrics.add(.cacheStores)
         return true
     }
