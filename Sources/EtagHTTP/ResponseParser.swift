@@ -106,8 +106,10 @@ public enum ResponseParser {
         if method == .head || (status >= 100 && status < 200) || status == 204 || status == 304 {
             framing = .none
         } else if !teElements.isEmpty {
-            // Item 3/4: Transfer-Encoding overrides Content-Length (which is then dropped); a final coding other
-            // than chunked means read until close.
+            // Item 3: both Transfer-Encoding and Content-Length "ought to be handled as an error" (a sign of
+            // response splitting): refused, as nginx does, rather than guessing which one the sender meant.
+            if sawCL { throw HTTPParseError(502, "the upstream sent both Transfer-Encoding and Content-Length") }
+            // Item 4: a final coding other than chunked means read until close.
             if let last = teElements.last, b.equalsLowercase(last, "chunked"), teElements.count == 1 {
                 framing = .chunked
             } else {

@@ -23,7 +23,9 @@ struct ResponseParserTests {
     @Test func framingRules() {
         #expect(framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n") == .length(5))
         #expect(framing("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") == .length(0))
-        #expect(framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n") == .chunked)
+        // RFC 9112 §6.3 item 3: both framings at once is handled as an error (502), as nginx does.
+        #expect(framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n") == nil)
+        #expect(framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n") == nil)
         #expect(framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n") == .untilClose)
         #expect(framing("HTTP/1.1 200 OK\r\n\r\n") == .untilClose)
         #expect(framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method: .head) == ResponseFraming.none)

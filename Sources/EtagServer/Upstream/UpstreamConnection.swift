@@ -38,6 +38,8 @@ final class UpstreamConnection: TCPConnection {
     private var receivedResponseBytes = false
     /// Whether the final response head has arrived, and whether it lets the connection be reused.
     private var hasResponse = false
+    /// Bytes of 1xx interim heads before this response's final head (bounded like one head).
+    private var interimBytes = 0
     private var responseKeepAlive = false
     private var decoder = BodyDecoder(response: .none, maxTrailerSize: 0)
     private var mode = UpstreamBodyMode.stream
@@ -69,6 +71,7 @@ final class UpstreamConnection: TCPConnection {
         requestComplete = complete
         receivedResponseBytes = false
         hasResponse = false
+        interimBytes = 0
         mode = .stream
         switch state {
         case .fresh: connect()
@@ -249,7 +252,16 @@ final class UpstreamConnection: TCPConnection {
                         return off
                     case .complete(let head, let used):
                         off += used
-                        if head.isInterim { continue }  // RFC 9110 §15.2: the final response follows
+                        if head.isInterim {  // RFC 9110 §15.2: the final response follows
+                            // …within limits.max_upstream_header_size of interim heads: a flood of them (an
+                            // upstream that keeps a connection busy without ever answering) is refused.
+                            interimBytes += used
+                            guard interimBytes <= settings.responseLimits.maxHeadSize else {
+                                fail(.broken("more 1xx interim responses than limits.max_upstream_header_size"))
+                                return buf.count
+                            }
+                            continue
+                        }
                         if head.status == 101 {
                             fail(.broken("the upstream switched protocols, which this proxy does not relay"))
                             return buf.count
@@ -358,6 +370,7 @@ final class UpstreamConnection: TCPConnection {
         delegate = nil
         replayable = nil
         hasResponse = false
+        interimBytes = 0
         mode = .stream
         exchanges += 1
     }
