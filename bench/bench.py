@@ -2,8 +2,8 @@
 """etag-proxy benchmark: wrk against etag-proxy and nginx (reverse proxy) in front of one nginx upstream,
 in many short interleaved rounds; prints medians and the median of the per-round ratios.
 
-Everything listens on 127.0.0.1; every process is started here and stopped by PID. See ../shared/BENCHMARKING.md
-for the method. Usage: bench/run [--rounds 8] [--duration 4] [--sizes 1k,64k]
+Everything listens on 127.0.0.1; every process is started here and stopped by PID. The method is in the README's
+Benchmark section. Usage: bench/run [--rounds 8] [--duration 4] [--sizes 1k,64k]
 """
 import argparse, os, re, resource, shutil, signal, statistics, subprocess, sys, tempfile, time
 
@@ -68,11 +68,38 @@ def nginx_configs(d, base):
       upstream api_etag {{ server 127.0.0.1:{ue}; keepalive 256; }}
       proxy_cache_path {d}/cache levels=1:2 keys_zone=c:10m;
       server {{ listen 127.0.0.1:{p};
-        location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+        # Tuned as an operator fronting a JSON API tunes it: bodies up to 512 KiB stay in memory buffers, and none
+        # is spooled to a temp file (the default 8 x 4 KiB buffers spill every larger body to disk).
+        location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection "";
+                     proxy_buffer_size 16k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;
+                     proxy_max_temp_file_size 0; }} }}
       server {{ listen 127.0.0.1:{pc};
         location / {{ proxy_pass http://api_etag; proxy_http_version 1.1; proxy_set_header Connection "";
                      proxy_cache c; proxy_cache_valid 200 10m; }} }}""")
     return up, px
+
+
+def haproxy_conf(d, port, upstream):
+    """HAProxy as a second peer: one thread, upstream connections reused (`http-reuse always`)."""
+    path = os.path.join(d, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(f"""global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 75s
+  timeout server 75s
+  timeout http-keep-alive 75s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend api
+backend api
+  server up 127.0.0.1:{upstream} maxconn 256
+""")
+    return path
 
 
 WRITE_SCRIPT = """
@@ -129,6 +156,7 @@ def main():
     ap.add_argument("--baseline", metavar="BINARY",
                     help="another etag-proxy build (e.g. main's) run beside --binary in every round: ratios are then "
                          "candidate ÷ baseline instead of ÷ nginx (an A/B of two builds in one run)")
+    ap.add_argument("--no-haproxy", action="store_true", help="leave HAProxy out (it is a peer when installed)")
     ap.add_argument("--plain", action="store_true",
                     help="etag.max_body: 0 — no body is held or hashed: measures the forwarding core")
     a = ap.parse_args()
@@ -169,6 +197,9 @@ def main():
         start(["nginx", "-c", up, "-e", f"{d}/upstream.err"], 18081)
         nginx = start(["nginx", "-c", px, "-e", f"{d}/proxy.err"], 18082)
         wait_port(18084)
+        haproxy = None
+        if shutil.which("haproxy") and not a.no_haproxy:
+            haproxy = start(["haproxy", "-db", "-f", haproxy_conf(d, 18087, 18081)], 18087)
         with open(f"{d}/etag.yaml", "w") as f:
             f.write("listen: 127.0.0.1:18083\nupstream: http://127.0.0.1:18081\nworkers: 1\naccess_log: off\n"
                     "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n"
@@ -198,6 +229,7 @@ def main():
                 scenarios[f"GET {s}"] = (f"/{s}.json", with_baseline({
                     ("etag-proxy (plain relay)" if a.plain else "etag-proxy (hashed 200)"): (18083, etag.pid, None),
                     "nginx proxy": (18082, nginx.pid, None),
+                    **({"HAProxy": (18087, haproxy.pid, None)} if haproxy else {}),
                     "direct upstream": (18081, None, None)}, None))
             if "304" in a.scenarios:
                 path = f"/{s}.json"
@@ -220,7 +252,9 @@ def main():
             scenarios["PUT If-Match"] = ("/", with_baseline({
                 "etag-proxy (checked write)": (18083, etag.pid, None, f"{d}/write.lua", {"TAG": tag}),
                 "direct upstream": (18081, None, None, f"{d}/write.lua", {"TAG": ""}),
-                "nginx proxy (unchecked)": (18082, nginx.pid, None, f"{d}/write.lua", {"TAG": ""})},
+                "nginx proxy (unchecked)": (18082, nginx.pid, None, f"{d}/write.lua", {"TAG": ""}),
+                **({"HAProxy (unchecked)": (18087, haproxy.pid, None, f"{d}/write.lua", {"TAG": ""})}
+                   if haproxy else {})},
                 None, f"{d}/write.lua", {"TAG": tag}))
         res = {(sc, t): [] for sc, (_, ts) in scenarios.items() for t in ts}
         for r in range(a.rounds):
@@ -238,24 +272,33 @@ def main():
                           f"cpu {cpu:6.1f} us/req  wrk {wcpu:5.1f} us/req {err}", file=sys.stderr, flush=True)
         # wrk's own CPU per request: on a 2-core machine, (proxy + wrk) µs/req × req/s near 2 s/s means the
         # machine, not the target, is the limit.
-        print("\n| scenario | target | req/s (median) | p99 ms | proxy CPU µs/req | wrk CPU µs/req | req/s ÷ peer | CPU ÷ peer |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("\n| scenario | target | req/s (median) | p99 ms | proxy CPU µs/req | wrk CPU µs/req | req/s ÷ peer | "
+              "CPU ÷ peer | req/s ÷ HAProxy | CPU ÷ HAProxy |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+
+        def ratios(rows, other):
+            r = "**%.2f**" % statistics.median(e[0] / n[0] for e, n in zip(rows, other))
+            c = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, other)) if all(n[2] > 0 for n in other) else ""
+            return r, c
+
         for sc, (_, targets) in scenarios.items():
             names = list(targets)
             peer = res[(sc, names[1])]
+            ha = next((res[(sc, t)] for t in names if t.startswith("HAProxy")), None)
             for t in names:
                 rows = res[(sc, t)]
                 rps = statistics.median(x[0] for x in rows)
                 p99 = statistics.median(x[1] for x in rows)
                 cpu = statistics.median(x[2] for x in rows)
                 wcpu = statistics.median(x[3] for x in rows)
-                ratio = cpu_ratio = ""
+                ratio = cpu_ratio = ha_ratio = ha_cpu = ""
                 if t == names[0]:
-                    ratio = "**%.2f**" % statistics.median(e[0] / n[0] for e, n in zip(rows, peer))
-                    if all(n[2] > 0 for n in peer):
-                        cpu_ratio = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, peer))
+                    ratio, cpu_ratio = ratios(rows, peer)
+                    if ha:
+                        ha_ratio, ha_cpu = ratios(rows, ha)
                 cpu_text = f"{cpu:.1f}" if targets[t][1] else "—"
-                print(f"| {sc} | {t} | {rps:.0f} | {p99:.2f} | {cpu_text} | {wcpu:.1f} | {ratio} | {cpu_ratio} |")
+                print(f"| {sc} | {t} | {rps:.0f} | {p99:.2f} | {cpu_text} | {wcpu:.1f} | {ratio} | {cpu_ratio} | "
+                      f"{ha_ratio} | {ha_cpu} |")
     finally:
         stop_all()
 
