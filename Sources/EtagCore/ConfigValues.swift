@@ -59,7 +59,9 @@ public enum ConfigValues {
         return ListenAddress(host: host.isEmpty ? "0.0.0.0" : host, port: port)
     }
 
-    /// `http://host[:port][/base]`. `https` is recognized and refused until TLS exists.
+    /// `http[s]://host[:port][/base]`. The base path is what RFC 3986 §3.3 allows in a path (pchars and `/`, with
+    /// valid percent-encoding) and has no dot-segment: it goes into every request line sent upstream, so a space
+    /// or a control byte would break it (found by fuzzing the config keys).
     public static func upstream(_ text: String) -> Result<UpstreamURL, ConfigValueError> {
         let s = text.trimmingSpaces
         guard let schemeEnd = s.firstRange(of: "://") else {
@@ -77,6 +79,10 @@ public enum ConfigValues {
             return .failure(ConfigValueError("must not have a query or fragment"))
         }
         while path.hasSuffix("/") { path.removeLast() }
+        guard validBasePath(path) else {
+            return .failure(
+                ConfigValueError("has a base path with a character a URL path cannot hold, or a . or .. segment"))
+        }
         guard !auth.contains("@"), let (host, port) = hostPort(auth), !host.isEmpty else {
             return .failure(ConfigValueError("has no valid host"))
         }
@@ -111,8 +117,49 @@ public enum ConfigValues {
             guard let p = Int(portText), p >= 0, p <= 65535 else { return nil }
             port = p
         }
-        guard !host.contains(where: { $0 == " " || $0 == "/" }) else { return nil }
+        // RFC 3986 §3.2.2: a reg-name or IPv4 address (unreserved and pct-encoded), or an IPv6 literal (hex, ':'
+        // and '.'). The host goes into Host, SNI and the certificate check: nothing else may reach them.
+        let bracketed = s.hasPrefix("[")
+        guard
+            host.utf8.allSatisfy({ c in
+                bracketed
+                    ? isHex(c) || c == UInt8(ascii: ":") || c == UInt8(ascii: ".")
+                    : isUnreserved(c) || c == UInt8(ascii: "%")
+            })
+        else { return nil }
         return (String(host), port)
+    }
+
+    private static func isHex(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x66)
+    }
+
+    /// RFC 3986 §2.3 unreserved: ALPHA DIGIT - . _ ~
+    private static func isUnreserved(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "-")
+            || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "~")
+    }
+
+    /// A base path of RFC 3986 §3.3 segments (pchar = unreserved / pct-encoded / sub-delims / ":" / "@"), each
+    /// `%` followed by two hex digits, and no `.` or `..` segment ("" is no base path).
+    static func validBasePath(_ path: String) -> Bool {
+        let b = Array(path.utf8)
+        if b.isEmpty { return true }
+        guard b[0] == UInt8(ascii: "/") else { return false }
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "%") {
+                guard i + 2 < b.count, isHex(b[i + 1]), isHex(b[i + 2]) else { return false }
+                i += 3
+                continue
+            }
+            guard isUnreserved(c) || c == UInt8(ascii: "/") || Array("!$&'()*+,;=:@".utf8).contains(c) else {
+                return false
+            }
+            i += 1
+        }
+        return !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
     }
 
     private static func splitNumber(_ s: String) -> (String, String) {

@@ -45,5 +45,18 @@ struct ConfigValuesTests {
         #expect((try? ConfigValues.upstream("ftp://a").get()) == nil)
         #expect((try? ConfigValues.upstream("api:80").get()) == nil)
         #expect((try? ConfigValues.upstream("http://u@api").get()) == nil)
+        #expect(
+            try ConfigValues.upstream("http://a/v1/people%20x/~me;v=1:@").get().basePath == "/v1/people%20x/~me;v=1:@")
+    }
+
+    /// Found by the config fuzz target: the base path and the host go into every request line and Host field sent
+    /// upstream, so a byte a URL cannot hold is refused when the config is loaded.
+    @Test(arguments: [
+        "http://i/ /", "http://a/v 1", "http://a/x\u{7f}", "http://a/%zz", "http://a/%4", "http://a/\u{e9}",
+        "http://a/../x", "http://a/v1/./x", "http://a\tb", "http://a\r\nX-Injected: 1/", "http://a\"b",
+        "http://[::1\n]:80", "http://a%/x\u{0}",
+    ])
+    func upstreamURLsThatCannotGoIntoARequestLineAreRefused(_ text: String) {
+        #expect((try? ConfigValues.upstream(text).get()) == nil, "\(text.debugDescription)")
     }
 }

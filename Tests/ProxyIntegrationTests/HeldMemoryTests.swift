@@ -10,6 +10,7 @@ import Glibc
 @Suite("Held memory: a slow-reader flood stays inside limits.held_memory", .serialized)
 struct HeldMemoryTests {
     static let bodySize = 4 << 20
+    static let readers = 60
 
     /// The proxy process's resident set, from /proc.
     static func rss(_ pid: Int32) -> Int {
@@ -69,10 +70,10 @@ struct HeldMemoryTests {
         Thread.sleep(forTimeInterval: 0.2)
         let base = Self.rss(pid)
 
-        // 40 clients ask for 4 MiB each and read nothing (a 4 KiB receive buffer): 160 MiB if each were held.
+        // 60 clients ask for 4 MiB each and read nothing (a 4 KiB receive buffer): 240 MiB if each were held.
         var flood: [Int32] = []
         defer { for fd in flood { close(fd) } }
-        for _ in 0..<40 {
+        for _ in 0..<Self.readers {
             let fd = try Sockets.connect(port: port, timeout: 5, receiveBuffer: 4096)
             flood.append(fd)
             let req = Array("GET /big HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
@@ -81,8 +82,8 @@ struct HeldMemoryTests {
         Thread.sleep(forTimeInterval: 1.0)
         let during = Self.rss(pid)
         #expect(
-            during - base < 80 << 20,
-            "RSS grew by \((during - base) >> 20) MiB with 40 slow readers (budget 24 MiB + 256 KiB buffers)")
+            during - base < 130 << 20,  // the budget, a buffer per reader, what the allocator keeps of freed bodies
+            "RSS grew by \((during - base) >> 20) MiB with \(Self.readers) slow readers (budget 24 MiB)")
 
         // Everyone else is served meanwhile, tagged.
         let small = try RawRequest.send(port: port, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -93,8 +94,9 @@ struct HeldMemoryTests {
         #expect(tagged.allSatisfy { $0 != nil }, "every slow reader got a head")
         let withTag = tagged.filter { $0 == true }.count
         print(
-            "held-memory flood: base \(base >> 20) MiB, during +\((during - base) >> 20) MiB, \(withTag) of 40 tagged")
-        #expect(withTag >= 1 && withTag < 40, "\(withTag) of 40 held and tagged under a 24 MiB budget")
+            "held-memory flood: base \(base >> 20) MiB, during +\((during - base) >> 20) MiB, "
+                + "\(withTag) of \(Self.readers) tagged")
+        #expect(withTag >= 1 && withTag < Self.readers / 2, "\(withTag) held and tagged under a 24 MiB budget")
 
         // They leave: the memory goes back to the system.
         for fd in flood { close(fd) }

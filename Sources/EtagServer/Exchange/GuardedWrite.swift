@@ -274,7 +274,7 @@ extension GuardedWrite: UpstreamClientDelegate {
         let held = HeldBody(
             limit: settings.maxHashedBody, expected: expected,
             hasher: compared && !keepTheirs ? worker.exchanges.takeHasher() : nil, memory: worker.exchanges.heldMemory,
-            refusable: false)
+            unrefused: .max)
         fetchBody = held
         return .hold(held)
     }

@@ -118,7 +118,8 @@ extension Relay: UpstreamClientDelegate {
             if case .length(let n) = head.framing { expected = Int(truncatingIfNeeded: n) }
             let body = HeldBody(
                 limit: settings.maxHashedBody, expected: expected,
-                hasher: digest ? worker.exchanges.takeHasher() : nil, memory: worker.exchanges.heldMemory)
+                hasher: digest ? worker.exchanges.takeHasher() : nil, memory: worker.exchanges.heldMemory,
+                unrefused: settings.bufferSize)
             held = body
             keptTag = digest ? nil : upstreamTag
             return .hold(body)

@@ -15,13 +15,14 @@ final class HeldBody {
     /// The worker's share of `limits.held_memory`, charged as the body grows and given back when it goes.
     private let memory: HeldMemoryCredit
     private var charged = 0
-    /// Whether the budget may refuse this body (a relayed answer, paced by its client); a checked write's
-    /// fetches are counted but never refused (they are short-lived, and refusing would fail the write).
-    private let refusable: Bool
+    /// Up to this many bytes the body is counted but never refused: a relayed answer's first
+    /// `limits.buffer_size` (no more than a streamed answer queues per connection, so a small body is always
+    /// tagged), or all of a checked write's fetch (short-lived, and refusing it would fail the write).
+    private let unrefused: Int
 
-    init(limit: Int, expected: Int?, hasher: SHA1Hasher?, memory: HeldMemoryCredit, refusable: Bool = true) {
+    init(limit: Int, expected: Int?, hasher: SHA1Hasher?, memory: HeldMemoryCredit, unrefused: Int) {
         self.limit = limit
-        self.refusable = refusable
+        self.unrefused = unrefused
         self.hasher = hasher
         self.memory = memory
         var b: [UInt8] = []
@@ -35,7 +36,7 @@ final class HeldBody {
     /// process's `limits.held_memory`.
     func append(_ data: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count + data.count <= limit else { return false }
-        if !refusable {
+        if bytes.count + data.count <= unrefused {
             memory.force(data.count)
         } else if !memory.take(data.count) {
             return false
