@@ -84,7 +84,8 @@ struct HeldMemoryTests {
         Thread.sleep(forTimeInterval: 1.0)
         let during = Self.rss(pid)
         #expect(
-            !Self.rssMeaningful || during - base < 130 << 20,  // the budget, a buffer per reader, what the allocator keeps of freed bodies
+            // The budget, a buffer per reader, and what the allocator keeps of freed bodies.
+            !Self.rssMeaningful || during - base < 130 << 20,
             "RSS grew by \((during - base) >> 20) MiB with \(Self.readers) slow readers (budget 24 MiB)")
 
         // Everyone else is served meanwhile, tagged.
