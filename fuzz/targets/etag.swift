@@ -1,7 +1,9 @@
 // libFuzzer target: If-Match / If-None-Match lists and their evaluation (EtagCore).
 // Invariants: If-Match passes (and If-None-Match fails) only for `*` or a list naming the current tag; a strong
-// match is also a weak one; no parsed tag holds a quote.
+// match is also a weak one; no parsed tag holds a quote; the RFC 9110 §13.2.2 evaluation order (If-Match first,
+// then If-None-Match, 304 only for GET/HEAD) holds for the field split at its first NUL byte.
 import EtagCore
+import EtagHTTP
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzETag(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -18,5 +20,22 @@ public func fuzzETag(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     for t in list.tags { check(!t.opaque.contains(0x22), "a quote inside an opaque tag") }
     _ = list.first
+    // The same bytes as an If-Match (before the first NUL) and an If-None-Match (after it), on GET or PUT.
+    let nul = field.firstIndex(of: 0)
+    let im = nul.map { EntityTagList.parse(bytes: Array(field[..<$0])) } ?? list
+    let inm = nul.map { EntityTagList.parse(bytes: Array(field[($0 + 1)...])) }
+    for method in [HTTPMethod.get, .put] {
+        let outcome = evaluatePreconditions(
+            method: method, Conditions(ifMatch: im, ifNoneMatch: inm), current: current)
+        let imFails = !im.ifMatchPasses(current: current)
+        let inmFails = inm.map { !$0.ifNoneMatchPasses(current: current) } ?? false
+        if imFails {
+            check(outcome == .preconditionFailed, "a failed If-Match must be 412 whatever If-None-Match says")
+        } else if inmFails {
+            check(outcome == (method == .get ? .notModified : .preconditionFailed), "If-None-Match: 304 only on GET")
+        } else {
+            check(outcome == .proceed, "both conditions pass: proceed")
+        }
+    }
     return 0
 }
