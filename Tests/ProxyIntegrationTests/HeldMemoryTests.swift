@@ -1,3 +1,4 @@
+import EtagCache
 import Foundation
 import Testing
 import TestSupport
@@ -44,6 +45,7 @@ struct HeldMemoryTests {
         defer { up.stop() }
         let port = try freePort()
         let region = uniqueRegionName()
+        defer { SharedCache.unlink(name: region) }
         let proxy = try ProxyProcess(
             yaml: """
                 listen: 127.0.0.1:\(port)
