@@ -288,7 +288,15 @@ struct OperationsTests {
         while load.isExecuting { Thread.sleep(forTimeInterval: 0.02) }
         new.signal(SIGTERM)
         #expect(new.waitForExit() == 0)
-        #expect(failures.get == 0, "\(failures.get) of \(sent.get) failed")
+        // Linux resets the connections still queued on a listener that closes, unless net.ipv4.tcp_migrate_req
+        // is 1 (Linux >= 5.14), which hands them to another listener of the port: then nothing may fail (CI sets
+        // it); without it, the microseconds between a draining worker's last accept and its close may cost a
+        // connection or two, as with any SO_REUSEPORT handover (README, "One instance per port").
+        let migrates =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_migrate_req", encoding: .utf8))?
+            .hasPrefix("1") == true
+        #expect(
+            failures.get <= (migrates ? 0 : 2), "\(failures.get) of \(sent.get) failed (tcp_migrate_req \(migrates))")
         #expect(sent.get > 50)
     }
 
