@@ -17,6 +17,19 @@ def cpu_seconds(pid):
     return (int(parts[11]) + int(parts[12])) / CLK
 
 
+def stop(procs, timeout=5):
+    """SIGTERM to every process still running (by PID), then wait for each; SIGKILL one that outlives `timeout`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def wait_port(port, timeout=10):
     import socket
     end = time.time() + timeout
@@ -178,14 +191,7 @@ def main():
         return p
 
     def stop_all(*_):
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-bench", "/dev/shm/etag-proxy-bench-base"])
         shutil.rmtree(d, ignore_errors=True)
 

@@ -9,9 +9,9 @@ URL is asked once more with its tag and counted as surviving when the answer is 
 (`Cache-Status: etag-proxy; hit`). With `--baseline BIN` the same run is repeated against another build.
 Everything on 127.0.0.1; every process stopped by PID.
 """
-import argparse, http.client, os, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, http.client, os, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
-from bench import nginx_conf, wait_port
+from bench import nginx_conf, stop, wait_port
 
 
 def metric(admin, name):
@@ -87,11 +87,7 @@ def run_one(binary, d, size, factor, threads, label):
         conn.close()
         return slots, len(hot), scan, survived, refused, evicted, took
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop([p], 10)
         subprocess.run(["rm", "-f", f"/dev/shm/{region}"])
 
 
@@ -123,11 +119,7 @@ def main():
             print(f"| {label} | {slots} | {hot} | {scan} | **{survived} ({100 * survived / hot:.0f}%)** | "
                   f"{refused:.0f} | {evicted:.0f} | {took:.1f} |", flush=True)
     finally:
-        nginx.send_signal(signal.SIGTERM)
-        try:
-            nginx.wait(5)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
+        stop([nginx])
         shutil.rmtree(d, ignore_errors=True)
 
 

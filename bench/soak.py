@@ -13,9 +13,9 @@ after the traffic stops and the pools settle, the descriptors must be back withi
 the level after warm-up, and the RSS of the last quarter of the run within 32 MiB of the second quarter's.
 Everything on 127.0.0.1; every process stopped by PID.
 """
-import argparse, http.client, json, os, random, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, http.client, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
-from bench import wait_port
+from bench import stop, wait_port
 
 PROXY, ADMIN, DEMO = 18401, 18402, 18400
 
@@ -45,10 +45,10 @@ class Counts:
                 self.errors.append(f"{kind}: {status}")
 
 
-def client(stop, counts, persons):
+def client(stopping, counts, persons):
     conn = None
     tags = {}
-    while not stop.is_set():
+    while not stopping.is_set():
         kind = random.choices(["get", "conditional", "put", "bad", "abort_request", "abort_response", "drop"],
                               [40, 30, 12, 6, 4, 4, 4])[0]
         pid = random.randint(1, persons)
@@ -142,13 +142,13 @@ def main():
     demo = start_demo()
     proxy = subprocess.Popen([a.binary, "--config", f"{d}/p.yaml"], stdout=subprocess.DEVNULL,
                              stderr=open(f"{d}/proxy.log", "w"))
-    stop = threading.Event()
+    stopping = threading.Event()
     counts = Counts()
     samples = []
     restarts = 0
     try:
         wait_port(PROXY)
-        threads = [threading.Thread(target=client, args=(stop, counts, a.persons)) for _ in range(a.clients)]
+        threads = [threading.Thread(target=client, args=(stopping, counts, a.persons)) for _ in range(a.clients)]
         for t in threads:
             t.start()
         start = time.time()
@@ -168,22 +168,17 @@ def main():
                 demo = start_demo()
                 restarts += 1
                 next_restart = time.time() + a.restart_every
-        stop.set()
+        stopping.set()
         for t in threads:
             t.join(30)
         time.sleep(3)  # let aborted exchanges and idle connections settle
         alive = proxy.poll() is None
         settled = (rss(proxy.pid), fds(proxy.pid)) if alive else (0, 0)
     finally:
-        stop.set()
-        for p in (proxy, demo):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stopping.set()
+        stop([proxy, demo], 15)
         subprocess.run(["rm", "-f", f"/dev/shm/{region}"])
+        shutil.rmtree(d, ignore_errors=True)
 
     total = sum(counts.by.values())
     print(f"\nsoak: {a.minutes:g} min, {a.clients} clients, {restarts} upstream restarts, {total} requests")

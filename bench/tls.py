@@ -8,9 +8,9 @@
   not resume sessions): handshakes per second on the listener.
 Certificates are made with openssl for the run. Everything on 127.0.0.1, every process stopped by PID.
 """
-import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile
+import argparse, os, shutil, statistics, subprocess, sys, tempfile
 
-from bench import SIZES, cpu_seconds, etag_of, nginx_conf, wait_port, wrk
+from bench import SIZES, cpu_seconds, etag_of, nginx_conf, stop, wait_port, wrk
 
 
 def certificates(d):
@@ -50,14 +50,7 @@ def main():
         return p
 
     def stop_all():
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         subprocess.run(["rm", "-f", "/dev/shm/etag-proxy-bench-tls-a", "/dev/shm/etag-proxy-bench-tls-b"])
         shutil.rmtree(d, ignore_errors=True)
 

@@ -63,9 +63,9 @@ public enum SharedCacheError: Error, CustomStringConvertible, Equatable {
 /// The shared-memory table: a fixed number of 8-slot buckets of seqlocked slots, plus URI generation counters
 /// used for invalidation. Shared by every worker thread and every process that opens the same name.
 ///
-/// Readers never block (a slot being written reads as a miss, and so does one whose content fails its check); writers take one slot's seqlock by
-/// compare-and-swap and never hold it across anything but a 120-byte copy; a writer that died mid-copy is
-/// taken over after a second. No global lock. Safe to call from any thread.
+/// Readers never block (a slot being written reads as a miss, and so does one whose content fails its check);
+/// writers take one slot's seqlock by compare-and-swap and never hold it across anything but a 128-byte copy; a
+/// writer that died mid-copy is taken over after a second. No global lock. Safe to call from any thread.
 public final class SharedCache: @unchecked Sendable {
     public let name: String
     public let size: Int

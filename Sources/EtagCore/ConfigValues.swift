@@ -1,3 +1,5 @@
+import EtagHTTP
+
 /// Parsing of the config's scalar forms: durations (`250ms`, `30s`, `5m`, `1h`), sizes (`64KiB`, `10MiB`,
 /// `512`), listen addresses and upstream URLs. Pure; errors are sentences for the operator.
 public enum ConfigValues {
@@ -123,15 +125,11 @@ public enum ConfigValues {
         guard
             host.utf8.allSatisfy({ c in
                 bracketed
-                    ? isHex(c) || c == UInt8(ascii: ":") || c == UInt8(ascii: ".")
+                    ? ByteClass.hexValue(c) != nil || c == UInt8(ascii: ":") || c == UInt8(ascii: ".")
                     : isUnreserved(c) || c == UInt8(ascii: "%")
             })
         else { return nil }
         return (String(host), port)
-    }
-
-    private static func isHex(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x66)
     }
 
     /// RFC 3986 §2.3 unreserved: ALPHA DIGIT - . _ ~
@@ -140,8 +138,12 @@ public enum ConfigValues {
             || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "~")
     }
 
+    /// sub-delims / ":" / "@" (RFC 3986 §3.3), the pchars besides unreserved and pct-encoded.
+    private static let pathSubDelims = Set("!$&'()*+,;=:@".utf8)
+
     /// A base path of RFC 3986 §3.3 segments (pchar = unreserved / pct-encoded / sub-delims / ":" / "@"), each
-    /// `%` followed by two hex digits, and no `.` or `..` segment ("" is no base path).
+    /// `%` followed by two hex digits, and no `.` or `..` segment, `%2e` spellings included, as the request parser
+    /// refuses them ("" is no base path).
     static func validBasePath(_ path: String) -> Bool {
         let b = Array(path.utf8)
         if b.isEmpty { return true }
@@ -150,16 +152,16 @@ public enum ConfigValues {
         while i < b.count {
             let c = b[i]
             if c == UInt8(ascii: "%") {
-                guard i + 2 < b.count, isHex(b[i + 1]), isHex(b[i + 2]) else { return false }
+                guard i + 2 < b.count, ByteClass.hexValue(b[i + 1]) != nil, ByteClass.hexValue(b[i + 2]) != nil else {
+                    return false
+                }
                 i += 3
                 continue
             }
-            guard isUnreserved(c) || c == UInt8(ascii: "/") || Array("!$&'()*+,;=:@".utf8).contains(c) else {
-                return false
-            }
+            guard isUnreserved(c) || c == UInt8(ascii: "/") || pathSubDelims.contains(c) else { return false }
             i += 1
         }
-        return !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
+        return !RequestParser.hasDotSegment(b)
     }
 
     private static func splitNumber(_ s: String) -> (String, String) {

@@ -1,6 +1,6 @@
 /// Character classes of RFC 9110 §5.6.2 (tchar) and §5.5 (field-vchar), as 256-entry tables. Read through
 /// immutable pointers (allocated once, never freed) so the per-byte lookups in the parser carry no bounds check.
-enum ByteClass {
+public enum ByteClass {
     private static func table(_ build: () -> [Bool]) -> UnsafePointer<Bool> {
         let p = UnsafeMutablePointer<Bool>.allocate(capacity: 256)
         let t = build()
@@ -39,7 +39,7 @@ enum ByteClass {
         (c >= 0x41 && c <= 0x5A) ? c | 0x20 : c
     }
 
-    @inline(__always) static func hexValue(_ c: UInt8) -> UInt64? {
+    @inline(__always) public static func hexValue(_ c: UInt8) -> UInt64? {
         switch c {
         case 0x30...0x39: return UInt64(c - 0x30)
         case 0x41...0x46: return UInt64(c - 0x41 + 10)

@@ -179,6 +179,12 @@ public enum RequestParser {
             connectionOptions: options, requestIdRange: requestIdRange)
     }
 
+    /// Whether `path` has a segment that is `.` or `..`, each dot possibly written `%2e`/`%2E` (what the parser
+    /// refuses in a request target; the config refuses it in the upstream's base path).
+    public static func hasDotSegment(_ path: [UInt8]) -> Bool {
+        path.withUnsafeBytes { hasDotSegment($0, 0..<$0.count) }
+    }
+
     /// Whether the path (up to `?`) has a segment that is `.` or `..`, each dot possibly written `%2e`/`%2E`.
     static func hasDotSegment(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         var i = r.lowerBound

@@ -53,7 +53,8 @@ struct ConfigValuesTests {
     /// upstream, so a byte a URL cannot hold is refused when the config is loaded.
     @Test(arguments: [
         "http://i/ /", "http://a/v 1", "http://a/x\u{7f}", "http://a/%zz", "http://a/%4", "http://a/\u{e9}",
-        "http://a/../x", "http://a/v1/./x", "http://a\tb", "http://a\r\nX-Injected: 1/", "http://a\"b",
+        "http://a/../x", "http://a/v1/./x", "http://a/%2e%2e/x", "http://a/v1/%2E", "http://a\tb",
+        "http://a\r\nX-Injected: 1/", "http://a\"b",
         "http://[::1\n]:80", "http://a%/x\u{0}",
     ])
     func upstreamURLsThatCannotGoIntoARequestLineAreRefused(_ text: String) {

@@ -77,14 +77,12 @@ final class HeldMemoryBudget: Sendable {
     }
 }
 
-/// One worker's share of the budget: what its exchanges and connections hold, and credit reserved but not used
-/// yet. Worker thread only.
+/// One worker's share of the budget: credit reserved from it and not in use yet (what is in use is counted by the
+/// budget). Worker thread only.
 final class HeldMemoryCredit {
     let budget: HeldMemoryBudget
     /// Reserved from the budget and not in use.
     private var credit = 0
-    /// In use by this worker's held bodies and queued client writes.
-    private(set) var charged = 0
 
     init(budget: HeldMemoryBudget) { self.budget = budget }
 
@@ -102,7 +100,6 @@ final class HeldMemoryCredit {
             }
         }
         credit -= n
-        charged += n
         return true
     }
 
@@ -114,12 +111,10 @@ final class HeldMemoryCredit {
             budget.force(n - credit)
             credit = 0
         }
-        charged += n
     }
 
     /// Gives back `n` bytes no longer held; credit beyond two blocks goes back to the budget.
     func give(_ n: Int) {
-        charged -= n
         credit += n
         if credit > 2 * HeldMemoryBudget.block {
             budget.release(credit - HeldMemoryBudget.block)
