@@ -1,7 +1,7 @@
 # etag-proxy container image: build with Swift on Debian 12, run on debian:bookworm-slim as a non-root user.
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1-dev libssl-dev liburing-dev pkg-config \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1-dev libssl-dev liburing-dev libhiredis-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -28,7 +28,7 @@ ENTRYPOINT ["/usr/local/bin/etag-demo-api", "--listen", "0.0.0.0:9000"]
 # The proxy (the default target); ca-certificates: the system trust store for https upstreams.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1 libssl3 liburing2 ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libuv1 libssl3 liburing2 libhiredis0.14 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin etag
 COPY --from=build /out/etag-proxy /usr/local/bin/etag-proxy

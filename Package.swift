@@ -21,6 +21,9 @@ let package = Package(
         // its atomics and seqlocks (no libuv, no liburing: all the cache imports).
         .target(name: "CEtagShim", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("uring")]),
         .target(name: "CEtagShm"),
+        // hiredis's asynchronous client attached to a libuv loop (its adapter is a header of static functions,
+        // compiled here once), for the fleet's Redis connections.
+        .target(name: "CEtagRedis", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("hiredis")]),
         // Pure HTTP/1.1 parsing and serialization (RFC 9112), no I/O.
         .target(name: "EtagHTTP"),
         // Pure policy: config value, forwarding rules, problem+json, ETag hashing.
@@ -31,7 +34,8 @@ let package = Package(
         .target(name: "EtagCache", dependencies: ["EtagCore", "CEtagShm"]),
         // libuv wiring: workers, listeners, client and upstream connections.
         .target(
-            name: "EtagServer", dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim", "CEtagShm"]),
+            name: "EtagServer",
+            dependencies: ["EtagHTTP", "EtagCore", "EtagCache", "CLibUV", "CEtagShim", "CEtagShm", "CEtagRedis"]),
         .executableTarget(
             name: "etag-proxy",
             dependencies: [

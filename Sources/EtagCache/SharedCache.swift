@@ -75,6 +75,8 @@ public final class SharedCache: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<etag_slot>
     private let gens: UnsafeMutablePointer<UInt32>
     private let leases: UnsafeMutablePointer<UInt64>
+    /// The region's epoch word (`etag_region_header.epoch`).
+    private let epoch: UnsafeMutablePointer<UInt32>
     public let leaseCount: Int
     public let slotCount: Int
     private let buckets: UInt64
@@ -100,6 +102,8 @@ public final class SharedCache: @unchecked Sendable {
         slots = (b + Int(h.slots_offset)).assumingMemoryBound(to: etag_slot.self)
         gens = (b + Int(h.gens_offset)).assumingMemoryBound(to: UInt32.self)
         leases = (b + Int(h.leases_offset)).assumingMemoryBound(to: UInt64.self)
+        epoch = (b + MemoryLayout<etag_region_header>.offset(of: \etag_region_header.epoch)!)
+            .assumingMemoryBound(to: UInt32.self)
         leaseCount = Int(h.lease_count)
         slotCount = Int(h.slot_count)
         buckets = UInt64(h.slot_count) / UInt64(ETAG_BUCKET_SLOTS)
@@ -142,8 +146,13 @@ public final class SharedCache: @unchecked Sendable {
         gens + Int(uri.b % genCount)
     }
 
-    /// The current generation of a URI (path without query, see `CacheKey`).
-    public func generation(uri: Digest20) -> UInt32 { etag_load32(genPointer(uri)) }
+    /// The current generation of a URI (path without query, see `CacheKey`): its own count plus the region's
+    /// epoch.
+    public func generation(uri: Digest20) -> UInt32 { etag_load32(genPointer(uri)) &+ etag_load32(epoch) }
+
+    /// Every stored entry of every URI is stale from now on, for every worker and process (a fleet replica that
+    /// may have missed invalidations while its subscription was down).
+    public func invalidateAll() { _ = etag_add32(epoch, 1) }
 
     /// Invalidates every stored variant of a URI for every worker and process (RFC 9111 §4.4).
     public func invalidate(uri: Digest20) { _ = etag_add32(genPointer(uri), 1) }

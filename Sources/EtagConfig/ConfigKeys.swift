@@ -82,6 +82,10 @@ public enum ConfigKeys {
         .duration(
             "timeouts.shutdown_grace", \.timeouts.shutdownGrace, positive: false,
             "On SIGTERM/SIGINT, in-flight exchanges get this long to finish."),
+        .duration(
+            "timeouts.redis", \.timeouts.redis,
+            "Connecting to the fleet's Redis, or waiting for one of its replies, takes longer → that connection is down (see `fleet.on_redis_down`) and is made again with backoff."
+        ),
         .size("limits.max_header_size", \.limits.maxHeaderSize, min: 256, "Largest request head → 431."),
         .count(
             "limits.max_header_count", \.limits.maxHeaderCount, min: 1,
@@ -247,5 +251,42 @@ public enum ConfigKeys {
         .choice(
             "upstream_tls.min_version", \.upstreamTLS.minVersion,
             "Oldest TLS version spoken to the upstream (`1.2` or `1.3`)."),
+        ConfigKey(
+            "fleet.redis",
+            "The Redis shared by a fleet of replicas, `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: write leases and invalidation then hold across them (README, \"Running a fleet\"); `off`: this host only.",
+            apply: { c, text in
+                if text.lowercased() == "off" || text.isEmpty {
+                    c.fleet.redis = nil
+                    return nil
+                }
+                switch ConfigValues.redis(text) {
+                case .success(let r): c.fleet.redis = r
+                case .failure(let e): return "'\(RedisEndpoint.redacted(text))' \(e.message)"
+                }
+                return nil
+            }, render: { $0.fleet.redis?.description ?? "off" }),
+        ConfigKey(
+            "fleet.redis_password",
+            "The Redis password (`AUTH`), instead of one in `fleet.redis`'s URL; best set in the environment.",
+            apply: { c, text in
+                c.fleet.password = text.isEmpty ? nil : text
+                return nil
+            }, render: { $0.fleet.password == nil ? "(none)" : "(set)" }),
+        ConfigKey(
+            "fleet.name",
+            "Prefix of the fleet's Redis keys and its invalidation channel: fleets with other names share a Redis without meeting.",
+            apply: { c, text in
+                guard !text.isEmpty, text.count <= 100,
+                    text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) })
+                else {
+                    return "'\(text)' must be 1 to 100 letters, digits, - . _"
+                }
+                c.fleet.name = text
+                return nil
+            }, render: { $0.fleet.name }),
+        .choice(
+            "fleet.on_redis_down", \.fleet.onRedisDown,
+            "While Redis is unreachable: `fail_closed` answers leased writes 503 (nothing written upstream) and revalidates conditional reads with the upstream; `local` falls back to this host's leases and invalidation (logged, counted)."
+        ),
     ]
 }

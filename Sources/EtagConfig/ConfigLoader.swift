@@ -220,6 +220,8 @@ extension ConfigKeys {
     /// Keys whose new value takes effect only in a new process.
     public static let restartOnly: Set<String> = [
         "listen", "listen_reuse", "workers", "io_uring", "cache.name", "cache.size", "admin.listen",
+        // The fleet's connections are made once per worker at start.
+        "fleet.redis", "fleet.redis_password", "fleet.name", "fleet.on_redis_down", "timeouts.redis",
     ]
 
     /// The keys whose rendered values differ, with both values.

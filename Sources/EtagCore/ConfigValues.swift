@@ -93,6 +93,63 @@ public enum ConfigValues {
     }
 
     /// Splits "host:port" / "[v6]:port" / "host"; port nil when absent. Nil when malformed.
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (the form Redis clients share; `rediss://` is not supported).
+    public static func redis(_ text: String) -> Result<RedisEndpoint, ConfigValueError> {
+        let s = text.trimmingSpaces
+        guard s.lowercased().hasPrefix("redis://") else {
+            return .failure(ConfigValueError("must be a URL like redis://127.0.0.1:6379"))
+        }
+        var rest = Substring(s.dropFirst("redis://".count))
+        var user: String? = nil
+        var password: String? = nil
+        if let at = rest.lastIndex(of: "@") {
+            let cred = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            guard let colon = cred.firstIndex(of: ":"),
+                let u = percentDecoded(cred[..<colon]), let p = percentDecoded(cred[cred.index(after: colon)...]),
+                !p.isEmpty
+            else {
+                return .failure(ConfigValueError("has credentials that are not :PASSWORD or USER:PASSWORD"))
+            }
+            user = u.isEmpty ? nil : u
+            password = p
+        }
+        var db = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let dbText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !dbText.isEmpty {
+                guard let n = Int(dbText), n >= 0, n <= 15_999 else {
+                    return .failure(ConfigValueError("has a database that is not a number"))
+                }
+                db = n
+            }
+        }
+        guard !rest.contains("?"), !rest.contains("#"), let (host, port) = hostPort(String(rest)), !host.isEmpty
+        else {
+            return .failure(ConfigValueError("has no valid host"))
+        }
+        guard port.map({ $0 >= 1 }) ?? true else { return .failure(ConfigValueError("has port 0")) }
+        return .success(RedisEndpoint(host: host, port: port ?? 6379, db: db, user: user, password: password))
+    }
+
+    /// `%XX` escapes decoded (RFC 3986 §2.1), as a URL's user and password may need; nil for a broken escape.
+    static func percentDecoded(_ s: Substring) -> String? {
+        var out: [UInt8] = []
+        var bytes = Array(s.utf8)[...]
+        while let b = bytes.popFirst() {
+            guard b == UInt8(ascii: "%") else {
+                out.append(b)
+                continue
+            }
+            guard bytes.count >= 2, let hi = ByteClass.hexValue(bytes.removeFirst()),
+                let lo = ByteClass.hexValue(bytes.removeFirst())
+            else { return nil }
+            out.append(UInt8(hi << 4 | lo))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     static func hostPort(_ s: String) -> (String, Int?)? {
         var host: Substring
         var portText: Substring?

@@ -30,8 +30,24 @@ public struct ProxyConfig: Sendable, Equatable {
     public var tls = ListenerTLS()
     /// TLS to an `https://` upstream.
     public var upstreamTLS = UpstreamTLS()
+    /// Replicas sharing write leases and invalidation through Redis (off without `fleet.redis`).
+    public var fleet = Fleet()
 
     public init() {}
+
+    /// A fleet of replicas: write leases and cache invalidation shared through one Redis.
+    public struct Fleet: Sendable, Equatable {
+        /// The Redis all replicas share; nil: no fleet (one host's guarantees only).
+        public var redis: RedisEndpoint? = nil
+        /// Prefix of the fleet's Redis keys and its invalidation channel, so several fleets can share one Redis.
+        public var name: String = "etag-proxy"
+        /// What a replica does while Redis is unreachable.
+        public var onRedisDown: RedisDownMode = .failClosed
+        /// The Redis password (`AUTH`); replaces one given in `redis`'s URL.
+        public var password: String? = nil
+        public var enabled: Bool { redis != nil }
+        public init() {}
+    }
 
     /// The client listener's certificate: with `cert` and `key` set, the listener speaks https only.
     public struct ListenerTLS: Sendable, Equatable {
@@ -93,6 +109,8 @@ public struct ProxyConfig: Sendable, Equatable {
         public var upstreamIdle: Int = 60_000
         /// On SIGTERM, in-flight exchanges get this long to finish.
         public var shutdownGrace: Int = 10_000
+        /// Connecting to the fleet's Redis, or one of its replies, takes longer → the connection counts as down.
+        public var redis: Int = 1_000
         public init() {}
     }
 
@@ -186,6 +204,46 @@ public enum UpstreamETagMode: String, Sendable, Equatable, CaseIterable {
     case replace
     /// An upstream ETag is passed through (and its conditional requests left to the upstream).
     case keep
+}
+
+/// What a fleet replica does while its Redis is unreachable.
+public enum RedisDownMode: String, Sendable, Equatable, CaseIterable {
+    /// Leased writes are answered 503 (nothing is written upstream) and conditional reads are revalidated with the
+    /// upstream: the fleet's guarantees hold, at the cost of availability.
+    case failClosed = "fail_closed"
+    /// The replica falls back to its own host's leases and invalidation (logged once, counted).
+    case local
+}
+
+/// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`.
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int = 6379
+    public var db: Int = 0
+    /// ACL user (Redis 6+); nil: the default user.
+    public var user: String? = nil
+    public var password: String? = nil
+    public init(host: String, port: Int = 6379, db: Int = 0, user: String? = nil, password: String? = nil) {
+        self.host = host
+        self.port = port
+        self.db = db
+        self.user = user
+        self.password = password
+    }
+    /// `text` (a URL as the operator wrote it) with any password replaced by `***`, for error messages.
+    public static func redacted(_ text: String) -> String {
+        guard let scheme = text.firstRange(of: "://"), let at = text.lastIndex(of: "@"), at > scheme.upperBound,
+            let colon = text[scheme.upperBound..<at].firstIndex(of: ":")
+        else { return text }
+        return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
+    }
+
+    /// The URL without its password (what logs and `--print-config` show).
+    public var description: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        let cred = password == nil ? (user.map { "\($0)@" } ?? "") : "\(user ?? ""):***@"
+        return "redis://\(cred)\(h):\(port)" + (db == 0 ? "" : "/\(db)")
+    }
 }
 
 /// The oldest TLS version accepted.

@@ -13,7 +13,9 @@ struct MetricsTests {
         #expect(L.writeChecks - L.cacheLookups == L.CacheLookupResult.allCases.count)
         #expect(L.leaseWait - L.writeChecks == L.WriteCheckResult.allCases.count)
         #expect(L.levels - L.counters == L.Counter.allCases.count)
-        #expect(L.wordCount - L.levels == L.Level.allCases.count)
+        #expect(L.fleetLeases - L.levels == L.Level.allCases.count)
+        #expect(L.fleetInvalidations - L.fleetLeases == L.FleetLeaseResult.allCases.count)
+        #expect(L.wordCount - L.fleetInvalidations == L.FleetInvalidationDirection.allCases.count)
         for (i, bound) in L.durationBounds.enumerated() {
             let ns = UInt64(bound * 1e9)
             #expect(L.bucket(ns: ns) == i)
@@ -34,6 +36,8 @@ struct MetricsTests {
         all += L.WriteCheckResult.allCases.map(L.writeCheck)
         all += L.Counter.allCases.map(L.counter)
         all += L.Level.allCases.map(L.level)
+        all += L.FleetLeaseResult.allCases.map(L.fleetLease)
+        all += L.FleetInvalidationDirection.allCases.map(L.fleetInvalidation)
         all += [L.requestDuration, L.leaseWait, L.rejected(status: 400)]
         #expect(Set(all).count == all.count)
         #expect(all.allSatisfy { $0 >= 0 && $0 < L.wordCount })

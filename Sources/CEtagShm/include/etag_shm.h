@@ -43,7 +43,8 @@ typedef struct {
     uint32_t slot_count;
     uint32_t gen_count;
     uint32_t lease_count;
-    uint32_t pad;
+    uint32_t epoch;        // added to every URI generation: one increment makes every entry stale (a fleet
+                           // replica that may have missed invalidations)
     uint64_t slots_offset;
     uint64_t gens_offset;
     uint64_t leases_offset;

@@ -2,7 +2,9 @@ import EtagHTTP
 
 /// RFC 9211 §2.2 `fwd` values the proxy uses: why the upstream was asked.
 public enum ForwardReason: Sendable, Equatable {
-    case miss, stale, request, varyMiss
+    /// `bypass` (RFC 9211 §2.2): the cache was told not to answer now — a fleet replica that may be missing
+    /// invalidations (`fleet.on_redis_down: fail_closed`).
+    case miss, stale, request, varyMiss, bypass
 
     public var text: StaticString {
         switch self {
@@ -10,6 +12,7 @@ public enum ForwardReason: Sendable, Equatable {
         case .stale: return "stale"
         case .request: return "request"
         case .varyMiss: return "vary-miss"
+        case .bypass: return "bypass"
         }
     }
 }

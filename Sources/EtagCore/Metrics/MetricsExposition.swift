@@ -8,11 +8,14 @@ public struct MetricsExtras: Sendable, Equatable {
     /// Bytes of `limits.held_memory` in use (reserved by the workers) and the limit.
     public var heldMemory: Int
     public var heldMemoryLimit: Int
+    /// Fleet mode: 1 while this process's subscriber hears the fleet's invalidations through Redis; nil: no fleet.
+    public var fleetRedisUp: Int?
 
     public init(
         cacheEntries: Int, cacheCapacity: Int, process: ProcessStats, version: String, heldMemory: Int = 0,
-        heldMemoryLimit: Int = 0
+        heldMemoryLimit: Int = 0, fleetRedisUp: Int? = nil
     ) {
+        self.fleetRedisUp = fleetRedisUp
         self.cacheEntries = cacheEntries
         self.cacheCapacity = cacheCapacity
         self.heldMemory = heldMemory
@@ -109,6 +112,26 @@ public enum MetricsExposition {
         t.counter(
             "etag_proxy_lease_timeouts_total", "Writes answered 503 after concurrency.lease_wait.",
             words[L.counter(.leaseTimeouts)])
+
+        if let up = extras.fleetRedisUp {
+            t.gauge(
+                "etag_proxy_fleet_redis_up",
+                "1 while this replica is subscribed to the fleet's invalidations in Redis (fleet.redis), else 0.",
+                Double(up))
+            t.family(
+                "etag_proxy_fleet_lease_requests_total", "counter",
+                "Fleet write lease requests to Redis by result (expired: a write outlived its lease).")
+            for r in L.FleetLeaseResult.allCases {
+                t.sample("etag_proxy_fleet_lease_requests_total", [("result", r.label)], words[L.fleetLease(r)])
+            }
+            t.family(
+                "etag_proxy_fleet_invalidations_total", "counter",
+                "Fleet invalidations: published by this replica, received from others, or unsent (Redis unreachable).")
+            for d in L.FleetInvalidationDirection.allCases {
+                t.sample(
+                    "etag_proxy_fleet_invalidations_total", [("direction", d.label)], words[L.fleetInvalidation(d)])
+            }
+        }
 
         t.family("etag_proxy_connections", "gauge", "Open connections: clients, and upstream ones idle or busy.")
         let upstream = words[L.level(.upstreamConnections)]

@@ -73,8 +73,8 @@ public enum MetricsLayout {
 
     /// The cache's part in a GET/HEAD (the Cache-Status outcome, RFC 9211): answered from it, or why it was not.
     public enum CacheLookupResult: Int, CaseIterable, Sendable {
-        case hit, miss, stale, varyMiss, request
-        public var label: String { ["hit", "miss", "stale", "vary_miss", "request"][rawValue] }
+        case hit, miss, stale, varyMiss, request, bypass
+        public var label: String { ["hit", "miss", "stale", "vary_miss", "request", "bypass"][rawValue] }
 
         /// Why a read was forwarded (the Cache-Status `fwd` parameter).
         public init(_ reason: ForwardReason) {
@@ -83,6 +83,7 @@ public enum MetricsLayout {
             case .stale: self = .stale
             case .request: self = .request
             case .varyMiss: self = .varyMiss
+            case .bypass: self = .bypass
             }
         }
     }
@@ -113,6 +114,21 @@ public enum MetricsLayout {
         case clientConnections, upstreamConnections, upstreamIdle
     }
 
+    /// What a fleet write lease request to Redis came to: taken, held by another replica (asked again), freed,
+    /// found expired at release or renewal (the write outlived its lease), Redis unreachable, or granted on this
+    /// host's lease only (`fleet.on_redis_down: local`).
+    public enum FleetLeaseResult: Int, CaseIterable, Sendable {
+        case acquired, busy, released, expired, unreachable, local
+        public var label: String { ["acquired", "busy", "released", "expired", "unreachable", "local"][rawValue] }
+    }
+
+    /// Fleet invalidations published by this replica, applied from another's, or not published (Redis
+    /// unreachable: applied locally only).
+    public enum FleetInvalidationDirection: Int, CaseIterable, Sendable {
+        case sent, received, unsent
+        public var label: String { ["sent", "received", "unsent"][rawValue] }
+    }
+
     // MARK: offsets
 
     public static var requests: Int { 0 }
@@ -123,13 +139,15 @@ public enum MetricsLayout {
     static var kindCount: Int { 3 }
     public static var upstreamDuration: Int { upstreamRequests + kindCount * upstreamPerKind }
     public static var cacheLookups: Int { upstreamDuration + kindCount * histogramWords }
-    public static var writeChecks: Int { cacheLookups + 5 }
+    public static var writeChecks: Int { cacheLookups + 6 }
     public static var leaseWait: Int { writeChecks + 5 }
     public static var rejected: Int { leaseWait + histogramWords }
     public static var counters: Int { rejected + statusSlots }
     public static var levels: Int { counters + 15 }
+    public static var fleetLeases: Int { levels + 3 }
+    public static var fleetInvalidations: Int { fleetLeases + 6 }
     /// Words per worker.
-    public static var wordCount: Int { levels + 3 }
+    public static var wordCount: Int { fleetInvalidations + 3 }
 
     public static func request(method: HTTPMethod?, status: Int) -> Int {
         requests + methodIndex(method) * statusSlots + statusSlot(status)
@@ -151,4 +169,6 @@ public enum MetricsLayout {
     public static func rejected(status: Int) -> Int { rejected + statusSlot(status) }
     public static func counter(_ c: Counter) -> Int { counters + c.rawValue }
     public static func level(_ l: Level) -> Int { levels + l.rawValue }
+    public static func fleetLease(_ r: FleetLeaseResult) -> Int { fleetLeases + r.rawValue }
+    public static func fleetInvalidation(_ d: FleetInvalidationDirection) -> Int { fleetInvalidations + d.rawValue }
 }

@@ -150,7 +150,11 @@ final class AdminServer: @unchecked Sendable {
             unreadyAfterMs: UInt64(server.config.admin.unreadyAfter), probed: probed, failure: UVError.name)
         switch verdict {
         case .ready:
-            c.answer(200, "text/plain; charset=utf-8", Array("ready\n".utf8), headOnly: headOnly)
+            let fleet =
+                server.fleetState.map {
+                    "\n" + FleetPolicy.readinessNote($0.config.onRedisDown, subscribed: $0.subscribed)
+                } ?? ""
+            c.answer(200, "text/plain; charset=utf-8", Array("ready\(fleet)\n".utf8), headOnly: headOnly)
         case .notReady(let reason):
             c.answer(503, "text/plain; charset=utf-8", Array((reason + "\n").utf8), headOnly: headOnly)
         case .probe:

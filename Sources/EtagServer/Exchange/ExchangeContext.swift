@@ -56,10 +56,29 @@ final class ExchangeContext {
         self.heldMemory = heldMemory
     }
 
-    /// The write leases of this worker's guarded writes (created on first use, once `cache` is set).
+    /// Fleet mode (`fleet.redis`): the process's fleet state, set once before the loop runs; nil: one host.
+    var fleetState: FleetState?
+    /// This worker's link to the fleet's Redis, and the process's subscriber on the first worker (made on the
+    /// worker's thread by `startFleet`).
+    private var fleetLink: FleetLink?
+    private var subscriber: FleetSubscriber?
+
+    /// Connects to the fleet's Redis (on the worker's thread, before its loop runs).
+    func startFleet(subscribe: Bool) {
+        guard let state = fleetState, fleetLink == nil else { return }
+        fleetLink = FleetLink(loop: loop, state: state, metrics: metrics)
+        if subscribe { subscriber = FleetSubscriber(loop: loop, state: state, cache: cache, metrics: metrics) }
+    }
+
+    /// The write leases of this worker's guarded writes (created on first use, once `cache` is set): the host's,
+    /// behind the fleet's in fleet mode.
     var leases: any WriteLeases {
         if let l = leaseService { return l }
-        let l = SharedMemoryLeases(loop: loop, cache: cache, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
+        let host = SharedMemoryLeases(loop: loop, cache: cache, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
+        let l: any WriteLeases =
+            fleetLink.map {
+                FleetLeases(loop: loop, local: host, link: $0, ttl: settings.leaseTTL, maxWait: settings.leaseWait)
+            } ?? host
         leaseService = l
         return l
     }
@@ -67,7 +86,8 @@ final class ExchangeContext {
     /// How this worker's successful writes invalidate stored tags (created on first use, once `cache` is set).
     var invalidation: any CacheInvalidation {
         if let i = invalidationService { return i }
-        let i = SharedMemoryInvalidation(cache: cache)
+        let host = SharedMemoryInvalidation(cache: cache)
+        let i: any CacheInvalidation = fleetLink.map { FleetInvalidation(local: host, link: $0) } ?? host
         invalidationService = i
         return i
     }
@@ -82,8 +102,12 @@ final class ExchangeContext {
         leaseService?.configure(ttl: new.leaseTTL, maxWait: new.leaseWait)
     }
 
-    /// Closes the lease service's handles (the worker is finishing).
-    func close() { leaseService?.close() }
+    /// Closes the lease service's and the fleet's handles (the worker is finishing).
+    func close() {
+        leaseService?.close()
+        subscriber?.close()
+        fleetLink?.close()
+    }
 
     /// The current IMF-fixdate, recomputed once per second.
     var date: [UInt8] {

@@ -258,6 +258,16 @@ extension GuardedWrite: LeaseWaiter {
         count(.error)
         connection.fail(503, "Another write to this resource is taking too long; retry later.", keepAlive: true)
     }
+
+    func leaseStoreUnreachable() {
+        queued = false
+        count(.error)
+        // fleet.on_redis_down: fail_closed — nothing is written upstream while one writer cannot be guaranteed.
+        connection.fail(
+            503,
+            "the fleet lock store is unreachable, so this write cannot be serialized with the other replicas; "
+                + "retry later", keepAlive: true)
+    }
 }
 
 extension GuardedWrite: UpstreamClientDelegate {

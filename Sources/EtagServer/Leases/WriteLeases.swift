@@ -5,6 +5,8 @@ import EtagCore
 protocol LeaseWaiter: AnyObject {
     func leaseGranted()
     func leaseWaitExpired()
+    /// The store that holds the leases (the fleet's Redis) cannot be asked and the write must not go on.
+    func leaseStoreUnreachable()
 }
 
 /// Write leases serialize the writes to one resource (its URI digest) across every worker, process — and,

@@ -23,6 +23,8 @@ public final class Server: @unchecked Sendable {
     private var logSink: AccessLogSink?
     /// `limits.held_memory`, shared by the workers.
     private(set) var heldMemory: HeldMemoryBudget?
+    /// Fleet mode's process state (nil without `fleet.redis`).
+    private(set) var fleetState: FleetState?
     /// The admin listener's port (0 without one).
     public var adminPort: Int { admin?.boundPort ?? 0 }
     private let stopping = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
@@ -82,7 +84,12 @@ public final class Server: @unchecked Sendable {
         }
         // Named after binding, so a name derived from an ephemeral port uses the real one.
         let region = try SharedCache(name: Self.regionName(config, port: port), size: config.cache.size)
-        for w in workers { w.exchanges.cache = region }
+        let fleet = config.fleet.enabled ? FleetState(config: config) : nil
+        fleetState = fleet
+        for w in workers {
+            w.exchanges.cache = region
+            w.exchanges.fleetState = fleet
+        }
         cache = region
         if let a = config.admin.listen {
             var addr = sockaddr_storage()
@@ -105,7 +112,7 @@ public final class Server: @unchecked Sendable {
 
     /// Applies `new` to the exchanges that begin next on every worker (SIGHUP), without closing a connection: the
     /// keys that need a new process (`listen`, `workers`, `io_uring`, `cache.name`, `cache.size`,
-    /// `admin.listen`) keep their running values. Returns the configuration now in force.
+    /// `admin.listen`, `fleet.*`, `timeouts.redis`) keep their running values. Returns the configuration now in force.
     @discardableResult
     /// - Throws: `TLSSetupError` when a certificate or key cannot be read; the running config stays.
     public func reload(_ new: ProxyConfig) throws -> ProxyConfig {
@@ -118,6 +125,8 @@ public final class Server: @unchecked Sendable {
         applied.cache.name = running.cache.name
         applied.cache.size = running.cache.size
         applied.admin.listen = running.admin.listen
+        applied.fleet = running.fleet
+        applied.timeouts.redis = running.timeouts.redis
         let settings = ExchangeSettings(config: applied, tls: try TLSContexts(config: applied))
         logSink?.setTarget(applied.accessLog, limit: applied.accessLogBuffer)
         heldMemory?.limit = applied.limits.heldMemory
@@ -145,7 +154,7 @@ public final class Server: @unchecked Sendable {
         MetricsExtras(
             cacheEntries: cache?.liveEntries() ?? 0, cacheCapacity: cache?.slotCount ?? 0,
             process: ProcessReadings.read(), version: EtagProxyVersion.string, heldMemory: heldMemory?.inUse ?? 0,
-            heldMemoryLimit: heldMemory?.limit ?? 0)
+            heldMemoryLimit: heldMemory?.limit ?? 0, fleetRedisUp: fleetState.map { $0.subscribed ? 1 : 0 })
     }
 
     /// What each worker saw of the upstream lately.

@@ -122,6 +122,7 @@ final class Worker: @unchecked Sendable {
     }
 
     func run() {
+        exchanges.startFleet(subscribe: index == 0)
         uv_run(loop, UV_RUN_DEFAULT)
         loopClosed = uv_loop_close(loop) == 0
     }
