@@ -118,4 +118,32 @@ struct ConfigLoaderTests {
             #expect(readme.contains("| `\(key.path)` |"), "README documents \(key.path)")
         }
     }
+
+    @Test func theFleetIsReadAndItsPasswordComesFromTheEnvironmentWithoutShowing() throws {
+        let c = try load(
+            """
+            fleet:
+              redis: redis://:fromfile@redis.internal:7000/3
+              name: orders
+              on_redis_down: local
+            timeouts:
+              redis: 250ms
+            """, env: ["ETAG_PROXY_FLEET_REDIS_PASSWORD": "fromenv"])
+        #expect(c.fleet.redis == RedisEndpoint(host: "redis.internal", port: 7000, db: 3, password: "fromfile"))
+        #expect(c.fleet.password == "fromenv")
+        #expect(c.fleet.name == "orders")
+        #expect(c.fleet.onRedisDown == .local)
+        #expect(c.timeouts.redis == 250)
+        let shown = ConfigKeys.all.map { "\($0.path)=\($0.render(c))" }.joined(separator: "\n")
+        #expect(!shown.contains("fromfile") && !shown.contains("fromenv"), "\(shown)")
+        #expect(shown.contains("fleet.redis=redis://:***@redis.internal:7000/3"))
+        #expect(shown.contains("fleet.redis_password=(set)"))
+        #expect(try load("fleet:\n  redis: off\n").fleet.enabled == false)
+        #expect(ProxyConfig().fleet.enabled == false)
+        let bad = error("fleet:\n  redis: redis://:secret@\n")
+        #expect(bad != nil)
+        #expect(!"\(bad.map { "\($0)" } ?? "")".contains("secret"), "the error hides the password")
+        #expect(error("fleet:\n  name: a/b\n") != nil)
+        #expect(error("fleet:\n  on_redis_down: maybe\n") != nil)
+    }
 }

@@ -100,7 +100,7 @@ final class Fleet {
 
     init(
         count: Int, upstreamPort: Int, redisPort: Int, workers: Int = 2, onRedisDown: String = "fail_closed",
-        extraYAML: String = ""
+        password: String? = nil, extraYAML: String = "", expectSubscribed: Bool = true
     ) throws {
         var replicas: [ProxyProcess] = []
         var admins: [Int] = []
@@ -114,7 +114,7 @@ final class Fleet {
                 + "access_log: off\ncache:\n  name: \(region.dropFirst())\n  size: 1MiB\n"
                 + "admin:\n  listen: 127.0.0.1:\(admin)\n"
                 + "fleet:\n  redis: redis://127.0.0.1:\(redisPort)\n  name: \(fleetName)\n  on_redis_down: \(onRedisDown)\n"
-                + extraYAML
+                + (password.map { "  redis_password: \($0)\n" } ?? "") + extraYAML
             replicas.append(try ProxyProcess(yaml: yaml, port: port))
             admins.append(admin)
             regions.append(region)
@@ -122,7 +122,7 @@ final class Fleet {
         self.replicas = replicas
         adminPorts = admins
         self.regions = regions
-        for i in 0..<count { try waitUntil(i, subscribed: true) }
+        if expectSubscribed { for i in 0..<count { try waitUntil(i, subscribed: true) } }
     }
 
     var ports: [Int] { replicas.map(\.port) }

@@ -264,6 +264,27 @@ struct FleetTests {
         #expect(w.map { (200..<300).contains($0.status) } == true, "\(w?.description ?? "no answer")")
         #expect(waited >= 0.3 && waited < 3, "B waited for the killed replica's lease to expire: \(waited) s")
     }
+
+    @Test func aPasswordProtectedRedisIsUsedWithItsPasswordAndAWrongOneFailsClosed() throws {
+        let store = RecordingStore(["/persons/1": "{\"v\":0}"])
+        let up = try TestUpstream { store.handle($0) }
+        defer { up.stop() }
+        let redis = try RedisProcess(password: "s3cret")
+        defer { redis.stop() }
+        let good = try Fleet(count: 1, upstreamPort: up.port, redisPort: redis.port, password: "s3cret")
+        defer { good.stop() }
+        let tag = try Self.tag(good.ports[0])
+        #expect(send(good.ports[0], putRequest("PUT", "/persons/1", body: "{\"v\":1}", ifMatch: tag))?.status == 200)
+        let bad = try Fleet(
+            count: 1, upstreamPort: up.port, redisPort: redis.port, password: "wrong", expectSubscribed: false)
+        defer { bad.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try bad.metrics(0).value("etag_proxy_fleet_redis_up") == 0)
+        let current = try Self.tag(bad.ports[0])
+        let refused = send(bad.ports[0], putRequest("PUT", "/persons/1", body: "{\"v\":2}", ifMatch: current))
+        #expect(refused?.status == 503)
+        #expect(store.value("/persons/1") == "{\"v\":1}")
+    }
 }
 
 /// Hands a test-owned object to a helper thread the test waits for.
