@@ -21,8 +21,8 @@ let package = Package(
         // its atomics and seqlocks (no libuv, no liburing: all the cache imports).
         .target(name: "CEtagShim", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("uring")]),
         .target(name: "CEtagShm"),
-        // hiredis's asynchronous client attached to a libuv loop (its adapter is a header of static functions,
-        // compiled here once), for the fleet's Redis connections.
+        // hiredis's asynchronous client attached to a libuv loop by an adapter of our own (it writes each loop
+        // iteration's commands at once instead of waiting for writability), for the fleet's Redis connections.
         .target(name: "CEtagRedis", dependencies: ["CLibUV"], linkerSettings: [.linkedLibrary("hiredis")]),
         // Pure HTTP/1.1 parsing and serialization (RFC 9112), no I/O.
         .target(name: "EtagHTTP"),

@@ -52,6 +52,7 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--writes", type=int, default=500, help="writes timed for the propagation delay")
     ap.add_argument("--binary", default=".build/release/etag-proxy")
+    ap.add_argument("--baseline", metavar="BINARY", help="another build run as a second fleet replica in every round")
     a = ap.parse_args()
     os.environ["ETAG_PROXY_ADMIN_LISTEN"] = "off"
 
@@ -69,16 +70,17 @@ def main():
         wait_port(port)
         return p
 
-    def proxy(port, upstream, name, fleet):
+    def proxy(port, upstream, name, fleet, binary=None):
         conf = (f"listen: 127.0.0.1:{port}\nupstream: http://127.0.0.1:{upstream}\nworkers: 1\naccess_log: off\n"
                 f"upstream_pool:\n  keepalive: 256\ncache:\n  name: {name}\n  ttl: 10m\n  collapse: false\n")
         if fleet:
             conf += f"fleet:\n  redis: redis://127.0.0.1:18190\n  name: bench\n"
         with open(f"{d}/{name}.yaml", "w") as f:
             f.write(conf)
-        return start([a.binary, "--config", f"{d}/{name}.yaml"], port)
+        return start([binary or a.binary, "--config", f"{d}/{name}.yaml"], port)
 
-    regions = ["fleet-bench-single", "fleet-bench-a", "fleet-bench-b", "fleet-bench-demo-a", "fleet-bench-demo-b"]
+    regions = ["fleet-bench-single", "fleet-bench-a", "fleet-bench-b", "fleet-bench-demo-a", "fleet-bench-demo-b",
+               "fleet-bench-base"]
 
     def stop_all(*_):
         stop(procs)
@@ -98,6 +100,10 @@ def main():
             f.write(WRITE_SCRIPT)
         tag = etag_of(18183, "/w/1")
         targets = {"single host": (18183, single), "fleet (Redis)": (18184, fleet)}
+        if a.baseline:
+            targets["fleet, baseline build"] = (18187, proxy(18187, 18081, regions[5], fleet=True, binary=a.baseline))
+            time.sleep(0.5)
+            etag_of(18187, "/1k.json")
         scenarios = {
             "PUT If-Match": ("/", None, f"{d}/write.lua", {"TAG": tag}),
             "304 1k": ("/1k.json", f"If-None-Match: {etag_of(18183, '/1k.json')}", None, None),

@@ -62,8 +62,8 @@ public final class RawClient {
     public let fd: Int32
     public let reader: SocketReader
 
-    public init(port: Int, timeout: Double = 10) throws {
-        fd = try Sockets.connect(port: port, timeout: timeout)
+    public init(port: Int, timeout: Double = 10, receiveBuffer: Int32? = nil) throws {
+        fd = try Sockets.connect(port: port, timeout: timeout, receiveBuffer: receiveBuffer)
         reader = SocketReader(fd: fd)
     }
 

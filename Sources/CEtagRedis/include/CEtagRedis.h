@@ -1,7 +1,7 @@
 #ifndef CETAGREDIS_H
 #define CETAGREDIS_H
 // hiredis's asynchronous client on a libuv loop, for the fleet's Redis connections (Debian libhiredis-dev 0.14).
-// hiredis's libuv adapter is a header of static functions, so it is compiled here once; Swift sees only these
+// The adapter to libuv is our own (etag_redis.c says why); Swift sees only these
 // entry points and hiredis's own types. Every call is made on the thread of the loop the context is attached to.
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>

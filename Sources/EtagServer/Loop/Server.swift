@@ -50,6 +50,10 @@ public final class Server: @unchecked Sendable {
     /// - Throws: `ServerError` when a listen address cannot be bound. The upstream's name is looked up when
     ///   connecting (`UpstreamResolver`), so one that does not resolve yet is no reason not to start.
     public func start() throws {
+        // libuv writes to sockets with write(2)/writev(2), not send(MSG_NOSIGNAL): a write to a connection the peer
+        // has closed must be an EPIPE for that connection, never the end of the process (nginx ignores it too). The
+        // binary also blocks it in every thread; a server embedded in another process (the tests) relies on this.
+        signal(SIGPIPE, SIG_IGN)
         var listenAddr = sockaddr_storage()
         guard etag_parse_ip(config.listen.host, Int32(config.listen.port), &listenAddr) == 0 else {
             throw ServerError.bind(config.listen.description, "not an IP address")
