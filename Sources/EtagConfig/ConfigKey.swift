@@ -8,6 +8,8 @@ public struct ConfigKey: Sendable {
     public let meaning: String
     /// Whether a YAML list is accepted (its items joined with commas).
     public let acceptsList: Bool
+    /// The value holds a secret (the Redis password) that its rendering replaces by `***` or `(set)`.
+    public let hidesSecret: Bool
     let apply: @Sendable (inout ProxyConfig, String) -> String?
     let render: @Sendable (ProxyConfig) -> String
 
@@ -31,11 +33,11 @@ extension ConfigKey {
     typealias Field<T> = WritableKeyPath<ProxyConfig, T> & Sendable
 
     init(
-        _ path: String, _ meaning: String, list: Bool = false,
+        _ path: String, _ meaning: String, list: Bool = false, secret: Bool = false,
         apply: @escaping @Sendable (inout ProxyConfig, String) -> String?,
         render: @escaping @Sendable (ProxyConfig) -> String
     ) {
-        self.init(path: path, meaning: meaning, acceptsList: list, apply: apply, render: render)
+        self.init(path: path, meaning: meaning, acceptsList: list, hidesSecret: secret, apply: apply, render: render)
     }
 
     static func duration(_ path: String, _ field: Field<Int>, positive: Bool = true, _ meaning: String) -> ConfigKey {

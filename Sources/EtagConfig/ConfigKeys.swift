@@ -254,6 +254,7 @@ public enum ConfigKeys {
         ConfigKey(
             "fleet.redis",
             "The Redis shared by a fleet of replicas, `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: write leases and invalidation then hold across them (README, \"Running a fleet\"); `off`: this host only.",
+            secret: true,
             apply: { c, text in
                 if text.lowercased() == "off" || text.isEmpty {
                     c.fleet.redis = nil
@@ -268,6 +269,7 @@ public enum ConfigKeys {
         ConfigKey(
             "fleet.redis_password",
             "The Redis password (`AUTH`), instead of one in `fleet.redis`'s URL; best set in the environment.",
+            secret: true,
             apply: { c, text in
                 c.fleet.password = text.isEmpty ? nil : text
                 return nil

@@ -230,6 +230,21 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         self.user = user
         self.password = password
     }
+    /// A user name as a URL holds it (RFC 3986 §3.2.1: `%`, `:`, `@`, `/` escaped).
+    static func escaped(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "%": out += "%25"
+            case ":": out += "%3A"
+            case "@": out += "%40"
+            case "/": out += "%2F"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
     /// `text` (a URL as the operator wrote it) with any password replaced by `***`, for error messages.
     public static func redacted(_ text: String) -> String {
         guard let scheme = text.firstRange(of: "://"), let at = text.lastIndex(of: "@"), at > scheme.upperBound,
@@ -241,7 +256,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// The URL without its password (what logs and `--print-config` show).
     public var description: String {
         let h = host.contains(":") ? "[\(host)]" : host
-        let cred = password == nil ? (user.map { "\($0)@" } ?? "") : "\(user ?? ""):***@"
+        let cred = password == nil ? (user.map { "\(Self.escaped($0))@" } ?? "") : "\(Self.escaped(user ?? "")):***@"
         return "redis://\(cred)\(h):\(port)" + (db == 0 ? "" : "/\(db)")
     }
 }

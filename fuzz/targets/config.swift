@@ -1,7 +1,8 @@
 // libFuzzer target: the config keys' value parsers (what the loader applies for every YAML scalar and every
 // ETAG_PROXY_* variable; the YAML syntax itself is Yams'). The input is `key=value` lines. Invariants: no value
 // crashes a parser; a value that is accepted renders back to text that is accepted again and gives the same
-// config (the rendering is what --print-config and the README's defaults show, so it must load as itself).
+// config (the rendering is what --print-config and the README's defaults show, so it must load as itself), except
+// for a secret, which the rendering hides.
 import EtagCore
 import Foundation
 
@@ -24,9 +25,24 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let unset = shown.hasPrefix("(") && shown == key.render(ProxyConfig())
         check(key.apply(&again, unset ? "" : asLoaded(shown, list: key.acceptsList)) == nil, "\(key.path): '\(value)' was accepted but its rendering '\(shown)' is not")
         check(key.render(again) == shown, "\(key.path): '\(shown)' renders as '\(key.render(again))'")
-        check(again == config, "\(key.path): '\(value)' and its rendering '\(shown)' give different configs")
+        guard key.hidesSecret else {
+            check(again == config, "\(key.path): '\(value)' and its rendering '\(shown)' give different configs")
+            continue
+        }
+        // A secret is shown as `***` or `(set)`, never itself; all else must load as itself.
+        for secret in [config.fleet.password, config.fleet.redis?.password].compactMap({ $0 }) where secret.count >= 6 {
+            check(!shown.contains(secret), "\(key.path): the rendering '\(shown)' shows the secret")
+        }
+        check(withoutSecrets(again) == withoutSecrets(config), "\(key.path): '\(value)' and its rendering '\(shown)' give different configs")
     }
     return 0
+}
+
+func withoutSecrets(_ c: ProxyConfig) -> ProxyConfig {
+    var c = c
+    c.fleet.password = nil
+    c.fleet.redis?.password = nil
+    return c
 }
 
 /// What the loader hands a key for the rendered text: a list key renders as a YAML flow sequence (`[a, b]`), whose
