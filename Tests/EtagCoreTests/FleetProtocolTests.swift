@@ -23,13 +23,17 @@ struct FleetProtocolTests {
         #expect(throws: ConfigValueError.self) { try ConfigValues.redis(text).get() }
     }
 
-    @Test func passwordsNeverShow() {
+    @Test func passwordsNeverShow() throws {
         let e = RedisEndpoint(host: "h", port: 1, db: 3, user: "u", password: "pw")
         #expect(e.description == "redis://u:***@h:1/3")
         #expect(RedisEndpoint(host: "h", password: "pw").description == "redis://:***@h:6379")
         #expect(RedisEndpoint.redacted("redis://:pw@h:1") == "redis://:***@h:1")
         #expect(RedisEndpoint.redacted("redis://u:p:w@h") == "redis://u:***@h")
         #expect(RedisEndpoint.redacted("redis://h:1") == "redis://h:1")
+        // A user name with URL delimiters renders escaped, so the rendering parses back to the same user.
+        let odd = RedisEndpoint(host: "h", user: "a:b@c/%", password: "pw")
+        #expect(odd.description == "redis://a%3Ab%40c%2F%25:***@h:6379")
+        #expect(try ConfigValues.redis(odd.description).get().user == "a:b@c/%")
     }
 
     @Test func keysNameTheFleetAndTheResource() {
