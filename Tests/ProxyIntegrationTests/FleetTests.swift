@@ -23,6 +23,15 @@ struct FleetTests {
         return out.get
     }
 
+    /// One optimistic increment of `/counter` through `port`: GET it, PUT n + 1 with its ETag in If-Match. The
+    /// write's status (0: no answer), or nil when the read failed.
+    static func increment(_ port: Int) -> Int? {
+        guard let r = send(port, "GET /counter HTTP/1.1\r\nHost: a\r\n\r\n"), let tag = r.header("ETag"),
+            let n = Int(r.bodyText.filter(\.isNumber))
+        else { return nil }
+        return send(port, putRequest("PUT", "/counter", body: "{\"n\":\(n + 1)}", ifMatch: tag))?.status ?? 0
+    }
+
     static func tag(_ port: Int, _ path: String = "/persons/1") throws -> String {
         guard let t = send(port, "GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")?.header("ETag") else {
             throw TestError("no ETag from \(port)")
@@ -78,11 +87,8 @@ struct FleetTests {
             var attempts = 0
             while mine < perClient && attempts < 2000 {
                 attempts += 1
-                guard let r = send(port, "GET /counter HTTP/1.1\r\nHost: a\r\n\r\n"), let tag = r.header("ETag"),
-                    let n = Int(r.bodyText.filter(\.isNumber))
-                else { continue }
-                let w = send(port, putRequest("PUT", "/counter", body: "{\"n\":\(n + 1)}", ifMatch: tag))
-                if let s = w?.status, (200..<300).contains(s) { mine += 1 }
+                guard let s = Self.increment(port) else { continue }
+                if (200..<300).contains(s) { mine += 1 }
             }
             done.update { $0 += mine }
         }
@@ -196,10 +202,7 @@ struct FleetTests {
         DispatchQueue.concurrentPerform(iterations: 6) { client in
             let port = ports[client % 3]
             while Date() < stopAt {
-                guard let r = send(port, "GET /counter HTTP/1.1\r\nHost: a\r\n\r\n"), let tag = r.header("ETag"),
-                    let n = Int(r.bodyText.filter(\.isNumber))
-                else { continue }
-                let s = send(port, putRequest("PUT", "/counter", body: "{\"n\":\(n + 1)}", ifMatch: tag))?.status ?? 0
+                guard let s = Self.increment(port) else { continue }
                 if (200..<300).contains(s) { succeeded.update { $0 += 1 } }
                 if s == 503 {
                     refused.update { $0 += 1 }

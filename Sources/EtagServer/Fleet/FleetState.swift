@@ -9,7 +9,7 @@ import Glibc
 /// the once-only log lines. Any thread (atomics only).
 final class FleetState: Sendable {
     let config: ProxyConfig.Fleet
-    /// `timeouts.redis`, `concurrency.lease_ttl` at start (both restart-only in fleet mode), and `cache.ttl`.
+    /// `timeouts.redis` (restart-only) and `cache.ttl` at start (how long a URI's generation is kept in Redis).
     let timeoutMs: Int
     let cacheTTL: Int
     /// Random per process: a process skips its own invalidation messages (it applied them already).

@@ -186,7 +186,6 @@ final class RedisConnection {
                     }
                 ))
         }
-        if setup.isEmpty { connectDeadline = now + timeoutMs }  // `ready` when the connect callback says so
         armDeadline()
     }
 
@@ -228,9 +227,7 @@ final class RedisConnection {
         return true
     }
 
-    private func failedToConnect(_ reason: String) {
-        drop(reason: reason, reconnect: true)
-    }
+    private func failedToConnect(_ reason: String) { drop(reason: reason, reconnect: true) }
 
     /// hiredis's disconnect callback: the connection is gone (hiredis frees the context when this returns).
     fileprivate func disconnected(_ ac: UnsafeMutablePointer<redisAsyncContext>) {
@@ -269,22 +266,21 @@ final class RedisConnection {
     private func send(
         _ ctx: UnsafeMutablePointer<redisAsyncContext>, _ args: [[UInt8]], subscription: Bool = false
     ) -> Bool {
+        // One buffer for every argument; hiredis copies them into its output buffer before returning.
+        let total = args.reduce(0) { $0 + $1.count }
+        let block = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 1)
+        defer { block.deallocate() }
         var pointers: [UnsafePointer<CChar>?] = []
-        var lengths: [Int] = []
         pointers.reserveCapacity(args.count)
-        // hiredis copies the arguments into its output buffer before returning.
-        let storage = args.map { a -> UnsafeMutablePointer<CChar> in
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: max(a.count, 1))
+        var offset = 0
+        for a in args {
             a.withUnsafeBytes {
-                UnsafeMutableRawPointer(p).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(p), byteCount: a.count)
+                if let src = $0.baseAddress { (block + offset).copyMemory(from: src, byteCount: a.count) }
             }
-            return p
+            pointers.append(UnsafePointer((block + offset).assumingMemoryBound(to: CChar.self)))
+            offset += a.count
         }
-        defer { for p in storage { p.deallocate() } }
-        for (p, a) in zip(storage, args) {
-            pointers.append(UnsafePointer(p))
-            lengths.append(a.count)
-        }
+        var lengths = args.map(\.count)
         let rc =
             subscription
             ? etag_redis_command(ctx, onRedisMessage, nil, Int32(args.count), &pointers, &lengths)
