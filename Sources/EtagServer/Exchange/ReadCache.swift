@@ -42,11 +42,9 @@ enum ReadCache {
         var forward = ForwardReason.miss
         // Without a tag condition the entry decides nothing now: the fetch below stores the new tag anyway. A fleet
         // replica that may be missing invalidations answers nothing from its region (`FleetPolicy`).
-        var found = conditions.isEmpty ? nil : w.cache.lookup(key: key)
-        if found != nil, let fleet = w.fleetState, !fleet.answersFromCache {
-            found = nil
-            forward = .bypass
-        }
+        let bypass = !conditions.isEmpty && w.fleetState.map { !$0.answersFromCache } == true
+        if bypass { forward = .bypass }
+        var found = conditions.isEmpty || bypass ? nil : w.cache.lookup(key: key)
         if let marker = found, let names = marker.varyNames {
             // The upstream varies on more fields than the fixed key: look up the variant.
             let extra = names.split(separator: ",").map { Array($0.utf8) }
