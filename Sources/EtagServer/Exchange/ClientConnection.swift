@@ -21,8 +21,10 @@ final class ClientConnection: TCPConnection {
     private var insideConsume = false
     private var closeWhenDrained = false
     private var peerEnded = false
-    /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`).
-    private var requestStorage = FieldBlock.empty
+    /// Memory for request heads, reused from exchange to exchange (see `FieldBlock.refill`). It and
+    /// `bodyDecoder` are passed `inout` only to the pure parsers, which cannot reach the connection: no dynamic
+    /// exclusivity check.
+    @exclusivity(unchecked) private var requestStorage = FieldBlock.empty
     /// The exchange's `X-Request-Id` field line (`RequestID`): the client's id, or one the worker made (memory
     /// reused). Worker thread only, written whole at the start of an exchange: no dynamic exclusivity check.
     @exclusivity(unchecked) private(set) var requestIdLine: [UInt8] = []
@@ -32,7 +34,7 @@ final class ClientConnection: TCPConnection {
     // `ReadCache.lookup`, which cannot reach the connection), so their dynamic exclusivity checks are left out:
     // each cost ~80-200 instructions.
     @exclusivity(unchecked) var record = ExchangeRecord()
-    private var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
+    @exclusivity(unchecked) private var bodyDecoder = BodyDecoder(request: .none, maxTrailerSize: 0)
     /// The request body has been read whole.
     private(set) var bodyDone = true
     /// The forwarded request and its answer, while the upstream is asked.

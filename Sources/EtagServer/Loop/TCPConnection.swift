@@ -9,7 +9,9 @@ class TCPConnection {
     unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     let timer: UnsafeMutablePointer<uv_timer_t>
-    var input = InputBuffer()
+    /// Mutated only by this class's read path on the worker thread, never passed `inout` across a callback:
+    /// no dynamic exclusivity check (one per read otherwise).
+    @exclusivity(unchecked) var input = InputBuffer()
     /// Bytes handed to libuv but not yet written, including those held in `DeferredWrites`.
     var queuedBytes = 0
     /// Bytes held in the worker's `DeferredWrites` for this connection.

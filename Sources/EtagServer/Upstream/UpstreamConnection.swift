@@ -41,10 +41,12 @@ final class UpstreamConnection: TCPConnection {
     /// Bytes of 1xx interim heads before this response's final head (bounded like one head).
     private var interimBytes = 0
     private var responseKeepAlive = false
-    private var decoder = BodyDecoder(response: .none, maxTrailerSize: 0)
+    /// `decoder` and `storage` are passed `inout` only to the pure parsers, which cannot reach the connection:
+    /// no dynamic exclusivity check.
+    @exclusivity(unchecked) private var decoder = BodyDecoder(response: .none, maxTrailerSize: 0)
     private var mode = UpstreamBodyMode.stream
     /// Memory for response heads, reused from exchange to exchange (see `FieldBlock.refill`).
-    private var storage = FieldBlock.empty
+    @exclusivity(unchecked) private var storage = FieldBlock.empty
 
     private var settings: ExchangeSettings { worker.settings }
 
