@@ -172,6 +172,9 @@ def main():
     ap.add_argument("--no-haproxy", action="store_true", help="leave HAProxy out (it is a peer when installed)")
     ap.add_argument("--plain", action="store_true",
                     help="etag.max_body: 0 — no body is held or hashed: measures the forwarding core")
+    ap.add_argument("--pipeline-refetch", action="store_true",
+                    help="concurrency.pipeline_refetch: true for --binary only (with --baseline naming the same build: "
+                         "an A/B of the option)")
     a = ap.parse_args()
 
     d = tempfile.mkdtemp(prefix="etag-bench-")
@@ -211,13 +214,16 @@ def main():
                     "upstream_pool:\n  keepalive: 256\ncache:\n  name: etag-proxy-bench\n  ttl: 10m\n"
                     # Every GET goes upstream, as through the nginx peer (single-flight would share fetches).
                     "  collapse: false\n" + ("etag:\n  max_body: 0\n" if a.plain else ""))
+        with open(f"{d}/etag.yaml") as f:
+            conf = f.read()
+        if a.pipeline_refetch:
+            with open(f"{d}/etag.yaml", "a") as f:
+                f.write("concurrency:\n  pipeline_refetch: true\n")
         etag = start([a.binary, "--config", f"{d}/etag.yaml"], 18083)
         base = None
         if a.baseline:
-            with open(f"{d}/etag.yaml") as f:
-                conf = f.read().replace("18083", "18086").replace("etag-proxy-bench", "etag-proxy-bench-base")
             with open(f"{d}/base.yaml", "w") as f:
-                f.write(conf)
+                f.write(conf.replace("18083", "18086").replace("etag-proxy-bench", "etag-proxy-bench-base"))
             base = start([a.baseline, "--config", f"{d}/base.yaml"], 18086)
         sizes = a.sizes.split(",")
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """User-space instructions per request (valgrind callgrind), etag-proxy against nginx — the steadiest figure
-this noisy 2-core VM gives (see ../shared/BENCHMARKING.md): N and then 2N requests over one keep-alive curl
-connection, each run under callgrind from start to exit; (I(2N) - I(N)) / N cancels start-up and shutdown.
+this noisy 2-core VM gives: N and then 2N requests over one keep-alive curl connection, each run under callgrind
+from start to exit; (I(2N) - I(N)) / N cancels start-up and shutdown.
 
-Scenarios: the 304 answered from the cache (etag-proxy) / from proxy_cache (nginx), and the 1 KiB GET
-(etag-proxy hashing and tagging it, nginx proxying it). Usage: bench/instructions [--requests 2000]
-[--binary BUILD] [--keep DIR]
+Scenarios: the 304 answered from the cache (etag-proxy) / from proxy_cache (nginx); the 1 KiB GET (etag-proxy
+hashing and tagging it, nginx proxying it); the checked PUT (etag-proxy's pre-fetch, write and re-fetch, nginx
+proxying the PUT unchecked). Usage: bench/instructions [--requests 2000] [--binary BUILD] [--keep DIR]
+[--scenarios 304,get,put]
 """
 import argparse, os, re, shutil, signal, subprocess, sys, tempfile
 
@@ -22,7 +23,7 @@ def callgrind_total(path):
     raise SystemExit(f"no totals in {path}")
 
 
-def instructions(d, name, cmd, port, path, header, n, prime):
+def instructions(d, name, cmd, port, path, header, n, prime, curl_args=()):
     """Instructions for n requests (start-up and shutdown included)."""
     out = f"{d}/{name}.{n}.cg"
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd,
@@ -34,16 +35,16 @@ def instructions(d, name, cmd, port, path, header, n, prime):
             etag_of(port, path)  # cached now (nginx stores after the first answer)
         h = ["-H", header.replace("TAG", tag)] if header else []
         urls = [f"http://127.0.0.1:{port}{path}"] * n
-        subprocess.run(["curl", "-s"] + h + urls, check=True, timeout=600, stdout=subprocess.DEVNULL)
+        subprocess.run(["curl", "-s", *curl_args] + h + urls, check=True, timeout=600, stdout=subprocess.DEVNULL)
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(60)
     return callgrind_total(out)
 
 
-def per_request(d, name, cmd, port, path, header, n, prime):
-    a = instructions(d, name, cmd, port, path, header, n, prime)
-    b = instructions(d, name, cmd, port, path, header, 2 * n, prime)
+def per_request(d, name, cmd, port, path, header, n, prime, curl_args=()):
+    a = instructions(d, name, cmd, port, path, header, n, prime, curl_args)
+    b = instructions(d, name, cmd, port, path, header, 2 * n, prime, curl_args)
     return (b - a) / n
 
 
@@ -54,6 +55,7 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--binary", default=".build/release/etag-proxy")
     ap.add_argument("--keep", metavar="DIR", help="copy the callgrind files here (for callgrind_annotate)")
+    ap.add_argument("--scenarios", default="304,get,put", help="among 304, get, put (the checked write)")
     a = ap.parse_args()
     for tool in ("valgrind", "strip", "nginx", "curl"):
         if not shutil.which(tool):
@@ -77,12 +79,20 @@ def main():
         ours = [binary, "--config", f"{d}/etag.yaml"]
         theirs = ["nginx", "-c", px, "-e", f"{d}/proxy.err"]
         n = a.requests
-        rows = [
-            ("304 from cache", per_request(d, "etag304", ours, 18093, "/1k.json", "If-None-Match: TAG", n, True),
-             per_request(d, "nginx304", theirs, 18094, "/1k.json", "If-None-Match: TAG", n, True)),
-            ("GET 1 KiB", per_request(d, "etagget", ours, 18093, "/1k.json", None, n, False),
-             per_request(d, "nginxget", theirs, 18092, "/1k.json", None, n, False)),
-        ]
+        rows = []
+        if "304" in a.scenarios:
+            rows.append(("304 from cache",
+                         per_request(d, "etag304", ours, 18093, "/1k.json", "If-None-Match: TAG", n, True),
+                         per_request(d, "nginx304", theirs, 18094, "/1k.json", "If-None-Match: TAG", n, True)))
+        if "get" in a.scenarios:
+            rows.append(("GET 1 KiB", per_request(d, "etagget", ours, 18093, "/1k.json", None, n, False),
+                         per_request(d, "nginxget", theirs, 18092, "/1k.json", None, n, False)))
+        if "put" in a.scenarios:
+            # The checked write (pre-fetch, PUT, re-fetch) against nginx proxying the same PUT unchecked.
+            put = ("-X", "PUT", "--data", '{"x": 1}')
+            rows.append(("checked PUT (nginx: plain PUT)",
+                         per_request(d, "etagput", ours, 18093, "/w/1", "If-Match: TAG", n, True, put),
+                         per_request(d, "nginxput", theirs, 18092, "/w/1", None, n, False, put)))
         print("| path | etag-proxy instructions/req | nginx instructions/req | ratio |")
         print("|---|---|---|---|")
         for label, e, g in rows:

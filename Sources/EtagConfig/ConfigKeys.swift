@@ -205,6 +205,10 @@ public enum ConfigKeys {
             "concurrency.etag_after_write", \.concurrency.etagAfterWrite,
             "The ETag of a successful write: `refetch` (GET it again inside the lease: the tag the next GET returns), `body` (hash the write's answer) or `none`."
         ),
+        .bool(
+            "concurrency.pipeline_refetch", \.concurrency.pipelineRefetch,
+            "Send a PUT's re-fetch GET right behind it on the same upstream connection (HTTP/1.1 pipelining; one round trip fewer). Only for an upstream that finishes each request on a connection before it starts the next: one that runs them side by side (some event-loop servers do) may answer the GET with the state before the PUT."
+        ),
         .duration(
             "concurrency.lease_ttl", \.concurrency.leaseTTL,
             "A write lease its owner stops renewing (a killed process) is free after this."),

@@ -182,6 +182,9 @@ public struct ProxyConfig: Sendable, Equatable {
         public var methods: [HTTPMethod] = [.put, .patch, .delete]
         /// Which ETag a successful write answers with.
         public var etagAfterWrite: ETagAfterWrite = .refetch
+        /// A PUT's re-fetch GET is sent pipelined right behind it on the same upstream connection (`Refetch.pipelines`).
+        /// Off by default: it is right only for an upstream that answers a connection's requests one after the other.
+        public var pipelineRefetch: Bool = false
         /// A write lease not renewed for this long (its owner died) can be taken over.
         public var leaseTTL: Int = 5_000
         /// A write waiting longer than this for its resource's lease gets 503.

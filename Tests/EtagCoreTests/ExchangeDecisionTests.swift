@@ -120,6 +120,17 @@ struct ExchangeDecisionTests {
         #expect(Refetch.target.waits && !Refetch.none.waits && Refetch.location([47]).path == [47])
     }
 
+    @Test func pipelinedRefetch() {
+        #expect(Refetch.pipelines(method: .put, mode: .refetch, enabled: true))
+        #expect(!Refetch.pipelines(method: .put, mode: .refetch, enabled: false), "off unless configured")
+        #expect(!Refetch.pipelines(method: .put, mode: .body, enabled: true), "no re-fetch to pipeline")
+        #expect(!Refetch.pipelines(method: .put, mode: .none, enabled: true))
+        #expect(!Refetch.pipelines(method: .patch, mode: .refetch, enabled: true), "not behind a non-idempotent method")
+        #expect(!Refetch.pipelines(method: .post, mode: .refetch, enabled: true), "its target is known only after")
+        #expect(!Refetch.pipelines(method: .delete, mode: .refetch, enabled: true), "nothing left to re-fetch")
+        #expect(!Refetch.pipelines(method: .get, mode: .refetch, enabled: true))
+    }
+
     @Test func cacheStatusLine() {
         func line(_ r: ForwardReason, _ s: Int, stored: Bool = false, collapsed: Bool = false) -> String {
             String(decoding: CacheStatus.forwarded(r, status: s, stored: stored, collapsed: collapsed), as: UTF8.self)

@@ -19,10 +19,18 @@ public final class TestUpstream: @unchecked Sendable {
         case chunked(status: Int, headers: [(String, String)], chunks: [[UInt8]])
     }
 
+    /// Where and how a request came: its connection (1-based, in accept order), and whether its first bytes were
+    /// already here before the answer to the request ahead of it went out (sent pipelined, RFC 9112 §9.3.2).
+    public struct Arrival: Sendable, Equatable {
+        public let connection: Int
+        public let pipelined: Bool
+    }
+
     public let port: Int
     private let listenFD: Int32
     private let lock = NSLock()
     private var _requests: [HTTPMessage] = []
+    private var _arrivals: [Arrival] = []
     private var _connections = 0
     private var fds: Set<Int32> = []
     private var stopped = false
@@ -56,6 +64,8 @@ public final class TestUpstream: @unchecked Sendable {
     }
 
     public var requests: [HTTPMessage] { lock.withLock { _requests } }
+    /// One per request in `requests`, in the same order.
+    public var arrivals: [Arrival] { lock.withLock { _arrivals } }
     public var connections: Int { lock.withLock { _connections } }
 
     /// Stops listening and ends every connection. Idempotent: closing a descriptor twice could close one that a
@@ -77,17 +87,18 @@ public final class TestUpstream: @unchecked Sendable {
                 if lock.withLock({ stopped }) { return }
                 continue
             }
-            lock.withLock {
+            let number = lock.withLock {
                 _connections += 1
                 fds.insert(fd)
+                return _connections
             }
             Sockets.setTimeout(fd, 30)
-            let t = Thread { [self] in serve(fd) }
+            let t = Thread { [self] in serve(fd, connection: number) }
             t.start()
         }
     }
 
-    private func serve(_ fd: Int32) {
+    private func serve(_ fd: Int32, connection: Int) {
         defer {
             lock.withLock { _ = fds.remove(fd) }
             close(fd)
@@ -114,11 +125,20 @@ public final class TestUpstream: @unchecked Sendable {
         }
         let reader = SocketReader(fd: fd, ssl: ssl)
         var number = 0
+        var nextIsPipelined = false
         while let req = reader.readRequest() {
             number += 1
             if number == dropRequestNumber { return }
-            lock.withLock { _requests.append(req) }
-            if !perform(handler(req), fd, ssl) { return }
+            lock.withLock {
+                _requests.append(req)
+                _arrivals.append(Arrival(connection: connection, pipelined: nextIsPipelined))
+            }
+            let reply = handler(req)
+            // Bytes of the next request, here before this answer goes out?
+            var peek: UInt8 = 0
+            nextIsPipelined =
+                !reader.buffer.isEmpty || (ssl == nil && recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1)
+            if !perform(reply, fd, ssl) { return }
             if req.header("connection")?.lowercased() == "close" { return }
         }
     }

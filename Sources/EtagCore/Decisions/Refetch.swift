@@ -15,6 +15,16 @@ public enum Refetch: Sendable, Equatable {
         return nil
     }
 
+    /// Whether a write's re-fetch GET is sent right behind the write on the same upstream connection
+    /// (`concurrency.pipeline_refetch`), before the write's answer arrives. Only where the GET is known before that
+    /// answer — it re-fetches the request's own target — and only behind an idempotent method: RFC 9112 §9.3.2
+    /// lets a client pipeline after PUT, not after POST or PATCH. A pipelined GET whose answer is not wanted (the
+    /// write failed, or named another resource) is never relayed: its connection is closed.
+    public static func pipelines(method: HTTPMethod, mode: ETagAfterWrite, enabled: Bool) -> Bool {
+        guard enabled, method.isIdempotent else { return false }
+        return after(method: method, status: 200, location: nil, host: [], mode: mode) == .target
+    }
+
     /// - Parameters:
     ///   - location: the answer's Location field value, if any.
     ///   - host: the request's Host, to tell a same-origin Location.

@@ -112,6 +112,10 @@ public enum MetricsExposition {
         t.counter(
             "etag_proxy_lease_timeouts_total", "Writes answered 503 after concurrency.lease_wait.",
             words[L.counter(.leaseTimeouts)])
+        t.counter(
+            "etag_proxy_refetch_pipelined_total",
+            "Re-fetches sent right behind their PUT on its upstream connection and answered there (concurrency.pipeline_refetch).",
+            words[L.counter(.refetchesPipelined)])
 
         if let up = extras.fleetRedisUp {
             t.gauge(

@@ -107,6 +107,8 @@ public enum MetricsLayout {
         case upstreamTLSFull, upstreamTLSResumed, upstreamTLSFailed
         /// Stores the admission filter refused (the key was asked for less often than the entry it would evict).
         case cacheAdmissionsRefused
+        /// Re-fetches answered on the connection of their write, sent right behind it (`concurrency.pipeline_refetch`).
+        case refetchesPipelined
     }
 
     /// Levels a worker sets (connections now open); summed over the workers like the counters.
@@ -143,7 +145,7 @@ public enum MetricsLayout {
     public static var leaseWait: Int { writeChecks + 5 }
     public static var rejected: Int { leaseWait + histogramWords }
     public static var counters: Int { rejected + statusSlots }
-    public static var levels: Int { counters + 15 }
+    public static var levels: Int { counters + 16 }
     public static var fleetLeases: Int { levels + 3 }
     public static var fleetInvalidations: Int { fleetLeases + 6 }
     /// Words per worker.

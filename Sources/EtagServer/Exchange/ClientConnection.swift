@@ -282,11 +282,11 @@ final class ClientConnection: TCPConnection {
 
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
-    /// Sends the request upstream; the answer comes back through a `Relay`.
-    func forward(_ head: [UInt8], method: HTTPMethod, replayable: Bool) {
+    /// Sends the request upstream (with `pipelined` right behind it); the answer comes back through a `Relay`.
+    func forward(_ head: [UInt8], method: HTTPMethod, replayable: Bool, pipelined: [UInt8]? = nil) {
         let r = Relay(connection: self)
         relay = r
-        r.start(head, method: method, replayable: replayable, complete: bodyDone)
+        r.start(head, method: method, replayable: replayable, complete: bodyDone, pipelined: pipelined)
     }
 
     /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied

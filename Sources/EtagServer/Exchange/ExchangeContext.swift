@@ -38,8 +38,9 @@ final class ExchangeContext {
     @exclusivity(unchecked) var headScratch: [UInt8] = []
     /// This worker's `X-Request-Id`s for requests that bring none.
     let requestIds = RequestIDGenerator(seed: UInt64.random(in: 1...UInt64.max))
-    /// Body hashers not in use by an exchange.
-    private var idleHashers: [SHA1Hasher] = []
+    /// Body hashers not in use by an exchange (taken and given back without calling out: no dynamic exclusivity
+    /// check).
+    @exclusivity(unchecked) private var idleHashers: [SHA1Hasher] = []
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private var leaseService: (any WriteLeases)?
     private var dateSecond = -1

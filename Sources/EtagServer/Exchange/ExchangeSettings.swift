@@ -20,6 +20,7 @@ final class ExchangeSettings: Sendable {
     let enforceIfMatch: Bool
     let guardedMethods: [HTTPMethod]
     let etagAfterWrite: ETagAfterWrite
+    let pipelineRefetch: Bool
     let leaseTTL: Int
     let leaseWait: Int
     let keyBuilder: CacheKeyBuilder
@@ -52,6 +53,7 @@ final class ExchangeSettings: Sendable {
         enforceIfMatch = config.concurrency.enforceIfMatch
         guardedMethods = config.concurrency.methods
         etagAfterWrite = config.concurrency.etagAfterWrite
+        pipelineRefetch = config.concurrency.pipelineRefetch
         leaseTTL = config.concurrency.leaseTTL
         leaseWait = config.concurrency.leaseWait
         // Keys name the resource as the upstream receives it: the client's Host only when it is forwarded.

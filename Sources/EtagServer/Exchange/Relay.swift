@@ -31,10 +31,13 @@ final class Relay {
     private var worker: Worker { connection.worker }
     private var settings: ExchangeSettings { connection.settings }
 
-    func start(_ head: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool) {
+    /// - Parameter pipelined: a GET to send right behind the request (see `UpstreamConnection.begin`).
+    func start(_ head: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool, pipelined: [UInt8]? = nil) {
         let up = worker.pool.acquire()
         upstream = up
-        up.begin(head, method: method, replayable: replayable, complete: complete, kind: .forward, delegate: self)
+        up.begin(
+            head, method: method, replayable: replayable, complete: complete, kind: .forward, delegate: self,
+            pipelined: pipelined)
     }
 
     func forwardBody(_ data: UnsafeRawBufferPointer) {

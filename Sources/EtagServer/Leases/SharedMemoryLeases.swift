@@ -32,9 +32,11 @@ final class SharedMemoryLeases: WriteLeases {
     var ttl: Int
     var maxWait: UInt64
     private let pid = getpid()
-    /// Leases held by this worker: stripe → lease word.
-    private var held: [Int: UInt64] = [:]
-    private var queues: [Int: Queue] = [:]
+    /// Leases held by this worker: stripe → lease word. The two tables are touched on the worker's thread only,
+    /// and no waiter is called while one is being accessed (`poll` calls them after the update): their dynamic
+    /// exclusivity checks (five per checked write) are left out.
+    @exclusivity(unchecked) private var held: [Int: UInt64] = [:]
+    @exclusivity(unchecked) private var queues: [Int: Queue] = [:]
     private let renewTimer: UnsafeMutablePointer<uv_timer_t> = .allocate(capacity: 1)
     private let pollTimer: UnsafeMutablePointer<uv_timer_t> = .allocate(capacity: 1)
     private var pollScheduled: UInt64 = 0

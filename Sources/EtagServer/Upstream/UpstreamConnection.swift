@@ -34,6 +34,11 @@ final class UpstreamConnection: TCPConnection {
     private var sentAt: UInt64 = 0
     /// The whole request, kept while a replay on a fresh connection is still possible (RFC 9112 §9.3.1).
     private var replayable: [UInt8]?
+    /// A GET sent right behind this exchange's request (`Refetch.pipelines`): its answer follows this one's.
+    private var pipelined: [UInt8]?
+    /// That GET once this exchange's answer has ended on a reusable connection: offered, while the delegate hears
+    /// of the end, to the exchange that sends that very GET (`UpstreamPool.takePipelined`); closed if none does.
+    private(set) var offered: [UInt8]?
     private var requestComplete = true
     private var receivedResponseBytes = false
     /// Whether the final response head has arrived, and whether it lets the connection be reused.
@@ -61,9 +66,11 @@ final class UpstreamConnection: TCPConnection {
     ///   - replayable: an idempotent request sent whole, which may be replayed once on a fresh connection
     ///     (RFC 9110 §9.2.2).
     ///   - kind: what the exchange sends it for (the metrics' `kind` label).
+    ///   - pipelined: a GET sent in the same write right behind a complete `request` (HTTP/1.1 pipelining,
+    ///     RFC 9112 §9.3.2); its answer is offered when this exchange ends (`offered`).
     func begin(
         _ request: [UInt8], method: HTTPMethod, replayable: Bool, complete: Bool,
-        kind: MetricsLayout.UpstreamKind, delegate: any UpstreamClientDelegate
+        kind: MetricsLayout.UpstreamKind, delegate: any UpstreamClientDelegate, pipelined: [UInt8]? = nil
     ) {
         self.delegate = delegate
         self.method = method
@@ -71,6 +78,7 @@ final class UpstreamConnection: TCPConnection {
         sentAt = uv_hrtime()
         self.replayable = replayable && complete ? request : nil
         requestComplete = complete
+        self.pipelined = complete ? pipelined : nil
         receivedResponseBytes = false
         hasResponse = false
         interimBytes = 0
@@ -80,7 +88,27 @@ final class UpstreamConnection: TCPConnection {
         case .connecting: break
         case .connected: arm(.response, settings.timeouts.upstream)
         }
-        request.withUnsafeBytes { send($0) }
+        request.withUnsafeBytes { r in
+            if let next = self.pipelined { next.withUnsafeBytes { send(r, $0) } } else { send(r) }
+        }
+    }
+
+    /// Takes the answer to the pipelined GET this connection offers (`offered`): it is the next response, read
+    /// for `delegate` as if `begin` had sent the GET now.
+    func takeOffered(kind: MetricsLayout.UpstreamKind, delegate: any UpstreamClientDelegate) {
+        guard let request = offered else { return }
+        offered = nil
+        self.delegate = delegate
+        method = .get
+        self.kind = kind
+        sentAt = uv_hrtime()
+        replayable = request  // a GET: replayed on a fresh connection if this one closes before its answer
+        requestComplete = true
+        receivedResponseBytes = false
+        hasResponse = false
+        interimBytes = 0
+        mode = .stream
+        arm(.response, settings.timeouts.upstream)
     }
 
     /// More request body (chunk-framed when `chunked`).
@@ -306,6 +334,11 @@ final class UpstreamConnection: TCPConnection {
                 return off
             case .end:
                 finish(reusable: buf.count == off)
+                // The answer to a pipelined GET may follow in the same bytes, for the exchange that took it.
+                if let next = delegate, !isClosing, off < buf.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
+                    return off + withExtendedLifetime(next) { consumeResponse(rest, next) }
+                }
                 return buf.count
             }
         }
@@ -331,20 +364,34 @@ final class UpstreamConnection: TCPConnection {
     /// (RFC 9112 §9.3), then the delegate hears of it.
     private func finish(reusable noLeftover: Bool) {
         let d = delegate
-        let keep = hasResponse && responseKeepAlive && requestComplete && noLeftover && !isClosing
+        let next = pipelined
+        // Bytes after the end are the pipelined GET's answer when one was sent, else a confused upstream.
+        let keep = hasResponse && responseKeepAlive && requestComplete && (noLeftover || next != nil) && !isClosing
         let m = worker.metrics
         let took = uv_hrtime() &- sentAt
         m.observe(MetricsLayout.upstreamDuration(kind), ns: took)
         m.upstreamReached(nowMs: worker.now)
         d?.upstreamTook(ns: took)
         endExchange()
-        if keep {
+        if keep, let next {
+            // RFC 9112 §9.3.2: the pipelined GET is answered next on this connection.
+            stopTimer()
+            offered = next
+            worker.pool.offer(self)
+        } else if keep {
             stopTimer()
             worker.pool.release(self)
         } else {
             close()
         }
         if let d { withExtendedLifetime(d) { d.upstreamFinished() } }
+        if offered != nil {
+            // Nobody wants that answer (the write failed, or its re-fetch names another resource): it must never
+            // reach another exchange, so the connection goes.
+            offered = nil
+            worker.pool.withdrawOffer(self)
+            close()
+        }
     }
 
     private func fail(_ failure: UpstreamFailure) {
@@ -371,6 +418,7 @@ final class UpstreamConnection: TCPConnection {
     private func endExchange() {
         delegate = nil
         replayable = nil
+        pipelined = nil
         hasResponse = false
         interimBytes = 0
         mode = .stream
@@ -381,11 +429,14 @@ final class UpstreamConnection: TCPConnection {
     /// connection (RFC 9110 §9.2.2, RFC 9112 §9.3.1).
     private func replayOnFreshConnection() -> Bool {
         guard let d = delegate, let request = replayable, exchanges > 0, !receivedResponseBytes else { return false }
+        let next = pipelined
         delegate = nil
         replayable = nil
+        pipelined = nil
         close()
         let fresh = UpstreamConnection(worker: worker)
-        fresh.begin(request, method: method, replayable: false, complete: true, kind: kind, delegate: d)
+        fresh.begin(
+            request, method: method, replayable: false, complete: true, kind: kind, delegate: d, pipelined: next)
         withExtendedLifetime(d) { d.upstreamRetried(on: fresh) }
         return true
     }

@@ -2,12 +2,16 @@
 /// connections in `idle` are retained by their own handles as well (see `TCPConnection`).
 final class UpstreamPool {
     unowned(unsafe) let worker: Worker  // the worker outlives every connection on its loop
-    private var idle: [UpstreamConnection] = []
+    /// Worker thread only; nothing is called back while it is accessed: no dynamic exclusivity check.
+    @exclusivity(unchecked) private var idle: [UpstreamConnection] = []
     /// Where new connections go instead of the upstream's address, for the socket-free driver (tests).
     var memoryUpstream: MemoryUpstream?
 
     /// Upstream connections of this worker not yet closed, idle or busy.
     private var open = 0
+    /// A connection whose next answer is a pipelined GET, offered while the exchange before it ends (see
+    /// `UpstreamConnection.offered`); the offer never outlives that call.
+    private var offered: UpstreamConnection?
 
     init(worker: Worker) {
         self.worker = worker
@@ -36,6 +40,20 @@ final class UpstreamPool {
         }
         idleChanged()
         return UpstreamConnection(worker: worker)
+    }
+
+    func offer(_ c: UpstreamConnection) { offered = c }
+
+    func withdrawOffer(_ c: UpstreamConnection) {
+        if offered === c { offered = nil }
+    }
+
+    /// The offered connection whose next answer is the GET `request` (the same bytes, sent pipelined), or nil:
+    /// the caller sends its request on a connection of its own.
+    func takePipelined(_ request: [UInt8]) -> UpstreamConnection? {
+        guard let c = offered, !c.isClosing, c.offered == request else { return nil }
+        offered = nil
+        return c
     }
 
     /// Takes back a connection whose exchange ended cleanly; closes it when the pool is full or draining.
