@@ -284,13 +284,19 @@ def main():
                           f"cpu {cpu:6.1f} us/req  wrk {wcpu:5.1f} us/req {err}", file=sys.stderr, flush=True)
         # wrk's own CPU per request: on a 2-core machine, (proxy + wrk) µs/req × req/s near 2 s/s means the
         # machine, not the target, is the limit.
+        # Ratios: the median of the per-round ratios, with their range over the rounds in parentheses.
         print("\n| scenario | target | req/s (median) | p99 ms | proxy CPU µs/req | wrk CPU µs/req | req/s ÷ peer | "
               "CPU ÷ peer | req/s ÷ HAProxy | CPU ÷ HAProxy |")
         print("|---|---|---|---|---|---|---|---|---|---|")
 
+        def spread(values, bold=False):
+            """The median of the per-round ratios, and their range over the rounds."""
+            m = "%.2f" % statistics.median(values)
+            return f"{'**' + m + '**' if bold else m} ({min(values):.2f}–{max(values):.2f})"
+
         def ratios(rows, other):
-            r = "**%.2f**" % statistics.median(e[0] / n[0] for e, n in zip(rows, other))
-            c = "%.2f" % statistics.median(e[2] / n[2] for e, n in zip(rows, other)) if all(n[2] > 0 for n in other) else ""
+            r = spread([e[0] / n[0] for e, n in zip(rows, other)], bold=True)
+            c = spread([e[2] / n[2] for e, n in zip(rows, other)]) if all(n[2] > 0 for n in other) else ""
             return r, c
 
         for sc, (_, targets) in scenarios.items():
