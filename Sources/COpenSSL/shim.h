@@ -1,6 +1,10 @@
 #ifndef ETAG_COPENSSL_SHIM_H
 #define ETAG_COPENSSL_SHIM_H
+// SHA1_Init/Update/Final are deprecated in OpenSSL 3.0 in favour of EVP; the wrappers below use them on purpose
+// (see etag_sha1_init) and nothing else in the proxy calls a deprecated function.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -82,5 +86,14 @@ static inline int etag_ssl_offer_http11(SSL *ssl) {
     static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     return SSL_set_alpn_protos(ssl, http11, sizeof http11);
 }
+
+/// SHA-1 without EVP: OpenSSL 3.0's EVP_DigestInit_ex frees and re-allocates the provider's context on every
+/// init of a reused EVP_MD_CTX (CRYPTO_malloc + OPENSSL_cleanse + free, ~450 instructions per message), and every
+/// EVP_DigestUpdate goes through the provider dispatch. The proxy hashes two short messages per cached 304 (the
+/// cache key) and one per body; the low-level functions run the same block code (SHA-NI where the CPU has it) on
+/// a context the caller owns, with nothing allocated.
+static inline void etag_sha1_init(SHA_CTX *c) { SHA1_Init(c); }
+static inline void etag_sha1_update(SHA_CTX *c, const void *p, size_t n) { SHA1_Update(c, p, n); }
+static inline void etag_sha1_final(SHA_CTX *c, unsigned char out[20]) { SHA1_Final(out, c); }
 
 #endif

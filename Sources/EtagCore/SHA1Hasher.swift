@@ -1,59 +1,26 @@
 internal import COpenSSL
 
-/// Streaming SHA-1 with OpenSSL EVP: the digest is fetched once and one context is reused (measured here:
-/// `SHA1()` / `EVP_sha1()` per call is 1.4–3.5× slower on small bodies). One per worker thread; not Sendable.
+/// Streaming SHA-1 on OpenSSL's low-level functions and a context this object owns (COpenSSL's shim says why not
+/// EVP: a reused EVP context re-allocates on every init). One per worker thread; not Sendable.
 /// The only place the proxy names its hash: a FIPS host that refuses SHA-1 changes this file alone.
-///
-/// Small updates (a cache key is hashed from a dozen short pieces) are gathered in a staging buffer and given to
-/// OpenSSL in one call; large ones (body chunks) go straight through.
 public final class SHA1Hasher {
-    private let md: OpaquePointer
-    private let ctx: OpaquePointer
-    private static let stageCapacity = 256
-    private let stage = UnsafeMutableRawPointer.allocate(byteCount: SHA1Hasher.stageCapacity, alignment: 16)
-    private var staged = 0
+    private let ctx = UnsafeMutablePointer<SHA_CTX>.allocate(capacity: 1)
 
     public init() {
-        guard let md = EVP_MD_fetch(nil, "SHA1", nil), let ctx = EVP_MD_CTX_new() else {
-            fatalError("OpenSSL has no SHA-1 (FIPS mode?)")
-        }
-        self.md = md
-        self.ctx = ctx
         reset()
     }
 
     deinit {
-        stage.deallocate()
-        EVP_MD_CTX_free(ctx)
-        EVP_MD_free(md)
+        ctx.deallocate()
     }
 
     public func reset() {
-        staged = 0
-        EVP_DigestInit_ex(ctx, md, nil)
+        etag_sha1_init(ctx)
     }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let p = bytes.baseAddress, bytes.count > 0 else { return }
-        if staged + bytes.count <= Self.stageCapacity {
-            (stage + staged).copyMemory(from: p, byteCount: bytes.count)
-            staged += bytes.count
-            return
-        }
-        flush()
-        if bytes.count <= Self.stageCapacity / 2 {
-            stage.copyMemory(from: p, byteCount: bytes.count)
-            staged = bytes.count
-        } else {
-            EVP_DigestUpdate(ctx, p, bytes.count)
-        }
-    }
-
-    private func flush() {
-        if staged > 0 {
-            EVP_DigestUpdate(ctx, stage, staged)
-            staged = 0
-        }
+        etag_sha1_update(ctx, p, bytes.count)
     }
 
     public func update(_ bytes: [UInt8]) {
@@ -62,12 +29,10 @@ public final class SHA1Hasher {
 
     /// The 20-byte digest; the hasher is reset for the next message.
     public func finish() -> Digest20 {
-        flush()
-        var len: UInt32 = 20
         var out = Digest20(a: 0, b: 0, c: 0)
         var raw: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, no heap
         withUnsafeMutableBytes(of: &raw) { r in
-            _ = EVP_DigestFinal_ex(ctx, r.baseAddress!.assumingMemoryBound(to: UInt8.self), &len)
+            etag_sha1_final(ctx, r.baseAddress!.assumingMemoryBound(to: UInt8.self))
             out = Digest20(UnsafeRawBufferPointer(r))
         }
         reset()
