@@ -25,7 +25,11 @@ struct PipelinedRefetchTests {
         let store = RecordingStore(["/persons/1": Self.old])
         let up = try TestUpstream { store.handle($0) }
         defer { up.stop() }
-        let proxy = try ProxyHarness(upstream: up) { $0.concurrency.pipelineRefetch = true }
+        // One worker: each request below is a new client connection, and a second worker has a pool of its own.
+        let proxy = try ProxyHarness(upstream: up) {
+            $0.concurrency.pipelineRefetch = true
+            $0.workers = 1
+        }
         defer { proxy.stop() }
         let r = try put(proxy, try tag(proxy))
         #expect(r.status == 200)
