@@ -42,6 +42,29 @@ def wait_port(port, timeout=10):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def workdir(prefix, sizes=SIZES):
+    """A temporary directory nginx's workers can read (they may run as an unprivileged user), holding
+    www/<name>.json for each of `sizes`: JSON padded to exactly that many bytes."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    os.makedirs(f"{d}/www")
+    for name, n in sizes.items():
+        unit = '{"id": 1, "name": "benchmark", "pad": "'
+        with open(f"{d}/www/{name}.json", "w") as f:
+            f.write((unit + "x" * n)[: n - 3] + '"}\n')
+    return d
+
+
+def starter(d, procs):
+    """start(cmd, port): runs cmd with its stderr in d/<port>.log, adds it to procs, waits for its port."""
+    def start(cmd, port):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{d}/{port}.log", "w"))
+        procs.append(p)
+        wait_port(port)
+        return p
+    return start
+
+
 def nginx_conf(d, name, body):
     path = os.path.join(d, f"{name}.conf")
     with open(path, "w") as f:
@@ -177,21 +200,9 @@ def main():
                          "an A/B of the option)")
     a = ap.parse_args()
 
-    d = tempfile.mkdtemp(prefix="etag-bench-")
-    os.chmod(d, 0o755)  # nginx workers may run as an unprivileged user
-    os.makedirs(f"{d}/www")
-    for name, n in SIZES.items():
-        unit = '{"id": 1, "name": "benchmark", "pad": "'
-        body = (unit + "x" * n)[: n - 3] + '"}\n'
-        with open(f"{d}/www/{name}.json", "w") as f:
-            f.write(body)
+    d = workdir("etag-bench-")
     procs = []
-
-    def start(cmd, port):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{d}/{port}.log", "w"))
-        procs.append(p)
-        wait_port(port)
-        return p
+    start = starter(d, procs)
 
     def stop_all(*_):
         stop(procs)

@@ -12,10 +12,10 @@ Each round runs, per target and in rotating order: wrk on /1k.json alone (its p5
 second wrk loads /1m.json (p50/p99 of the small GETs, and the 1 MiB req/s). Medians over rounds.
 Usage: bench/run --mixed [--rounds 8] [--duration 3]
 """
-import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile
+import argparse, os, re, shutil, signal, statistics, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import SIZES, nginx_configs, stop, wait_port  # noqa: E402
+from bench import nginx_configs, starter, stop, workdir  # noqa: E402
 
 
 def wrk_cmd(port, path, duration, conns):
@@ -52,20 +52,9 @@ def main():
     ap.add_argument("--binary", default=".build/release/etag-proxy")
     a = ap.parse_args()
     os.environ["ETAG_PROXY_ADMIN_LISTEN"] = "off"
-    d = tempfile.mkdtemp(prefix="etag-mixed-")
-    os.chmod(d, 0o755)
-    os.makedirs(f"{d}/www")
-    for name, n in SIZES.items():
-        unit = '{"id": 1, "name": "benchmark", "pad": "'
-        with open(f"{d}/www/{name}.json", "w") as f:
-            f.write((unit + "x" * n)[: n - 3] + '"}\n')
+    d = workdir("etag-mixed-")
     procs = []
-
-    def start(cmd, port):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{d}/{port}.log", "w"))
-        procs.append(p)
-        wait_port(port)
-        return p
+    start = starter(d, procs)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(procs), sys.exit(1)))
     try:

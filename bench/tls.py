@@ -8,9 +8,9 @@
   not resume sessions): handshakes per second on the listener.
 Certificates are made with openssl for the run. Everything on 127.0.0.1, every process stopped by PID.
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile
+import argparse, os, shutil, statistics, subprocess, sys
 
-from bench import SIZES, cpu_seconds, etag_of, nginx_conf, stop, wait_port, wrk
+from bench import SIZES, cpu_seconds, etag_of, nginx_conf, starter, stop, wait_port, workdir, wrk
 
 
 def certificates(d):
@@ -32,22 +32,12 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--binary", default=".build/release/etag-proxy")
     a = ap.parse_args()
-    d = tempfile.mkdtemp(prefix="etag-bench-tls-")
-    os.chmod(d, 0o755)
-    os.makedirs(f"{d}/www")
-    n = SIZES["1k"]
-    with open(f"{d}/www/1k.json", "w") as f:
-        f.write(('{"id": 1, "name": "benchmark", "pad": "' + "x" * n)[: n - 3] + '"}\n')
+    d = workdir("etag-bench-tls-", {"1k": SIZES["1k"]})
     certificates(d)
     # TLS 1.2 and 1.3 everywhere (nginx before 1.23.4 offers only up to 1.2 unless told; etag-proxy offers both).
     cert = f"ssl_certificate {d}/leaf.pem; ssl_certificate_key {d}/leaf.key; ssl_protocols TLSv1.2 TLSv1.3;"
     procs = []
-
-    def start(cmd, port):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(f"{d}/{port}.log", "w"))
-        procs.append(p)
-        wait_port(port)
-        return p
+    start = starter(d, procs)
 
     def stop_all():
         stop(procs)
