@@ -48,6 +48,12 @@ public final class SHA1Hasher {
         update(bytes)
         return finish()
     }
+
+    /// One-shot digest of `bytes`.
+    public func hash(_ bytes: UnsafeRawBufferPointer) -> Digest20 {
+        update(bytes)
+        return finish()
+    }
 }
 
 /// A 20-byte digest, stored inline (no heap allocation).

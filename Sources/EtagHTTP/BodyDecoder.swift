@@ -33,6 +33,16 @@ public struct BodyDecoder: Sendable {
         return false
     }
 
+    /// Bytes of a length-delimited body still to come (nil for chunked and close-delimited bodies, 0 when done):
+    /// at most this many next bytes of the stream are body bytes, so they may be read straight into body storage.
+    public var remainingLength: UInt64? {
+        switch mode {
+        case .length(let remaining): return remaining
+        case .done: return 0
+        default: return nil
+        }
+    }
+
     /// Next event from `buf[offset...]` and the offset to continue from.
     public mutating func next(_ buf: UnsafeRawBufferPointer, at offset: Int) throws(HTTPParseError) -> (BodyEvent, Int)
     {

@@ -85,4 +85,26 @@ struct ChunkedDecoderTests {
         #expect(ChunkedEncoder.header(255) == Array("ff\r\n".utf8))
         #expect(ChunkedEncoder.header(65536) == Array("10000\r\n".utf8))
     }
+
+    /// `remainingLength` says how many next bytes are body for a length-delimited body only (what may be read
+    /// straight into held storage), and 0 once it is done.
+    @Test(arguments: [
+        (ResponseFraming.length(10), [4, 6], [10, 6, 0] as [UInt64?]),
+        (.length(0), [], [0]),
+        (.chunked, [], [nil]),
+        (.untilClose, [], [nil]),
+        (.none, [], [0]),
+    ])
+    func remainingLengthTracksALengthDelimitedBody(framing: ResponseFraming, pieces: [Int], expected: [UInt64?])
+        throws
+    {
+        var d = BodyDecoder(response: framing, maxTrailerSize: 64)
+        var seen = [d.remainingLength]
+        for n in pieces {
+            let bytes = [UInt8](repeating: 1, count: n)
+            _ = try bytes.withUnsafeBytes { try d.next($0, at: 0) }
+            seen.append(d.remainingLength)
+        }
+        #expect(seen == expected)
+    }
 }

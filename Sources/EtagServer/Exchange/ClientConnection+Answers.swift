@@ -6,26 +6,32 @@ import EtagHTTP
 /// preconditions evaluated, a 304 from the cache, the 412, problem+json errors (RFC 9457), and dropping the
 /// exchange.
 extension ClientConnection {
-    /// Sends a complete upstream response with `body`, with `tag` as its ETag (the upstream's own dropped), or
-    /// without one (the upstream's kept unless `etag.upstream: replace`), then ends the exchange.
-    func respond(_ head: ResponseHead, body: [UInt8], tag: [UInt8]?, extra: [UInt8] = []) {
+    /// Sends a complete upstream response with `body` (nil: empty), with `tag` as its ETag (the upstream's own
+    /// dropped), or without one (the upstream's kept unless `etag.upstream: replace`), then ends the exchange.
+    func respond(_ head: ResponseHead, body: HeldBytes?, tag: [UInt8]?, extra: [UInt8] = []) {
+        let size = body?.count ?? 0
         record.statusSent = head.status
         record.upstreamStatus = head.status
         if !extra.isEmpty { record.cacheStatusLine = extra }  // the only extra line respond is given
         let headOnly = request?.method == .head
         // RFC 9110 §8.6: no Content-Length on 204 and 304.
         let framing: ForwardingRules.ClientFraming =
-            head.status == 204 || head.status == 304 ? .none : .length(UInt64(body.count))
+            head.status == 204 || head.status == 304 ? .none : .length(UInt64(size))
         let sendBody = !headOnly && framing != .none
-        record.bodyBytesSent = sendBody ? UInt64(body.count) : 0
+        record.bodyBytesSent = sendBody ? UInt64(size) : 0
         let http11 = record.clientIsHTTP11
         let keepAlive = record.keepAliveAfter
-        writeHead(body: sendBody ? body : []) { w in
-            settings.rules.clientResponseHead(
+        let build = { (w: inout ByteWriter) in
+            self.settings.rules.clientResponseHead(
                 into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11,
-                date: worker.exchanges.date,
-                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra,
-                requestIdLine: requestIdLine)
+                date: self.worker.exchanges.date,
+                dropETag: tag != nil || self.settings.etagMode == .replace, etag: tag, extra: extra,
+                requestIdLine: self.requestIdLine)
+        }
+        if sendBody, let body {
+            body.withUnsafeBytes { writeHead(body: $0, build) }
+        } else {
+            writeHead(build)
         }
         endExchange()
     }

@@ -291,10 +291,10 @@ final class ClientConnection: TCPConnection {
 
     /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied
     /// only when the socket cannot take them at once), so the head costs no allocation.
-    func writeHead(body: [UInt8] = [], _ build: (inout ByteWriter) -> Void) {
+    func writeHead(body: UnsafeRawBufferPointer = .empty, _ build: (inout ByteWriter) -> Void) {
         var w = ByteWriter(reusing: &worker.exchanges.headScratch)
         build(&w)
-        w.bytes.withUnsafeBytes { h in body.withUnsafeBytes { write(h, $0) } }
+        w.bytes.withUnsafeBytes { write($0, body) }
         worker.exchanges.headScratch = w.bytes
     }
 

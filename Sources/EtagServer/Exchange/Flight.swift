@@ -4,7 +4,7 @@ import EtagHTTP
 /// A complete upstream 200 with its tag, as handed from a flight's leader to the requests collapsed into it.
 struct TaggedResponse {
     let head: ResponseHead
-    let body: [UInt8]
+    let body: HeldBytes
     let tag: [UInt8]
     /// The tag is the proxy's own (false: the upstream's, kept).
     let ours: Bool

@@ -33,7 +33,7 @@ final class GuardedWrite {
     @exclusivity(unchecked) private var fetchBody: HeldBody?
     private var fetchTooLarge = false
     /// The upstream's answer to the write, held while the re-fetch runs, and what it re-fetches.
-    private var writeResponse: (head: ResponseHead, body: [UInt8])?
+    private var writeResponse: (head: ResponseHead, body: HeldBytes)?
     private var refetchPath: [UInt8]?
 
     private init(connection: ClientConnection, conditions: Conditions, leased: Bool, uri: Digest20) {
@@ -137,7 +137,8 @@ final class GuardedWrite {
                 worker.exchanges.returnHasher(hasher, used: false)
                 digest = d
             } else {
-                digest = worker.exchanges.keyHasher.hash(fetchBody?.bytes ?? [])
+                let hasher = worker.exchanges.keyHasher
+                digest = fetchBody.map { b in b.bytes.withUnsafeBytes { hasher.hash($0) } } ?? hasher.hash([])
             }
             return digest!
         }
@@ -160,7 +161,7 @@ final class GuardedWrite {
             connection.answer412(current: current)
         case .relayPrefetch:
             count(.error)
-            connection.respond(head, body: fetchBody?.bytes ?? [], tag: nil)
+            connection.respond(head, body: fetchBody?.bytes, tag: nil)
         case .tooLarge:
             count(.error)
             connection.fail(
@@ -189,7 +190,7 @@ final class GuardedWrite {
 
     /// A write's answer is complete and waits for its tag (`Refetch`): re-fetch inside the lease — a write
     /// outside `concurrency.methods` (a POST) gets an unleased guarded write for it — then answer.
-    static func refetch(after head: ResponseHead, body: [UInt8], path: [UInt8]?, on c: ClientConnection) {
+    static func refetch(after head: ResponseHead, body: HeldBytes, path: [UInt8]?, on c: ClientConnection) {
         if c.guarded == nil, let req = c.request {
             c.guarded = GuardedWrite(
                 connection: c, conditions: Conditions(), leased: false, uri: c.settings.keyBuilder.uriDigest(req))

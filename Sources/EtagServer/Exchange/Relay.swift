@@ -282,7 +282,7 @@ extension Relay {
                 worker.exchanges.returnHasher(hasher, used: false)
                 digest = d
             } else {
-                digest = worker.exchanges.keyHasher.hash(h.bytes)
+                digest = h.bytes.withUnsafeBytes { worker.exchanges.keyHasher.hash($0) }
             }
             tag = digest.quotedETag
             worker.exchanges.metrics.add(.hashedResponses)

@@ -26,6 +26,8 @@ class TCPConnection {
     var memoryPeer: MemoryPeer?
     /// TLS over the socket (see `TCPConnection+TLS`); nil for plaintext: one branch per read and per write.
     var tls: TLSChannel?
+    /// The owner of the storage the pending read goes into in place (see `readInPlace`); nil otherwise.
+    private var inPlaceOwner: AnyObject?
     /// Where bytes queued in libuv are counted (`limits.held_memory`): client connections only.
     var queuedMemory: HeldMemoryCredit?
 
@@ -67,9 +69,15 @@ class TCPConnection {
         isReading = false
     }
 
-    /// Where libuv reads into: the worker's shared buffer when nothing is pending here (no copy unless
-    /// leftovers remain), else the tail of this connection's own buffer.
+    /// Where libuv reads into: storage the subclass offers for bytes that can only be body (`readInPlace`),
+    /// else the worker's shared buffer when nothing is pending here (no copy unless leftovers remain), else the
+    /// tail of this connection's own buffer.
     final func allocate() -> UnsafeMutableRawBufferPointer {
+        inPlaceOwner = nil
+        if input.isEmpty && !lingering && tls == nil, let (space, owner) = readInPlace() {
+            inPlaceOwner = owner
+            return space
+        }
         if input.isEmpty || lingering || tls != nil { return worker.readBuffer }
         return input.reserveTail(16 * 1024)
     }
@@ -77,10 +85,16 @@ class TCPConnection {
     final func didRead(_ base: UnsafeMutableRawPointer, _ n: Int) {
         if lingering { return }
         if let t = tls { return tlsReceived(t, UnsafeRawBufferPointer(start: base, count: n)) }
-        if base == worker.readBuffer.baseAddress {
+        if base == worker.readBuffer.baseAddress || inPlaceOwner != nil {
+            // Read into the shared buffer or in place: consumed from there. The storage read in place stays alive
+            // until then even if the exchange lets it go meanwhile (a held body that turns into a stream).
+            let owner = inPlaceOwner
+            inPlaceOwner = nil
             let view = UnsafeRawBufferPointer(start: base, count: n)
-            let used = consume(view)
-            if used < n, !isClosing { input.append(UnsafeRawBufferPointer(rebasing: view[used...])) }
+            withExtendedLifetime(owner) {
+                let used = consume(view)
+                if used < n, !isClosing { input.append(UnsafeRawBufferPointer(rebasing: view[used...])) }
+            }
         } else {
             input.commit(n)
             processBuffered()
@@ -94,6 +108,9 @@ class TCPConnection {
         if !isClosing { input.consume(used) }
     }
 
+    /// Storage the next read may go straight into, with its owner (kept alive until the read is consumed): only
+    /// where every byte that read can bring belongs there. Nil: the ordinary buffers.
+    func readInPlace() -> (UnsafeMutableRawBufferPointer, AnyObject)? { nil }
     /// Handles received bytes; returns how many were used. The rest is kept and offered again later.
     func consume(_ bytes: UnsafeRawBufferPointer) -> Int { bytes.count }
     /// The peer closed its side.

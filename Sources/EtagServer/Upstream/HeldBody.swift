@@ -4,10 +4,8 @@ import EtagCore
 /// it has a hasher. Owned by the exchange that asked for it, filled by its upstream connection; worker thread
 /// only. The hasher is the worker's (see `Worker.takeHasher`): whoever ends the exchange returns it.
 final class HeldBody {
-    /// Unchecked exclusivity: appended to and read only by the owning exchange's calls on the worker thread, never
-    /// passed `inout` across a callback, so no two accesses can overlap (and a dynamic check on each append costs
-    /// ~200 instructions per response).
-    @exclusivity(unchecked) private(set) var bytes: [UInt8]
+    /// The bytes so far; read whole by the exchange once the body is complete.
+    let bytes: HeldBytes
     /// The most bytes held (`etag.max_body`).
     let limit: Int
     /// Fed every byte when the tag is the body's digest; nil when the tag comes from elsewhere or none is needed.
@@ -25,9 +23,7 @@ final class HeldBody {
         self.unrefused = unrefused
         self.hasher = hasher
         self.memory = memory
-        var b: [UInt8] = []
-        b.reserveCapacity(min(expected ?? 16 * 1024, limit))
-        bytes = b
+        bytes = HeldBytes(capacity: min(expected ?? 16 * 1024, limit))
     }
 
     deinit { memory.give(charged) }
@@ -42,9 +38,17 @@ final class HeldBody {
             return false
         }
         charged += data.count
-        bytes.append(contentsOf: data)
+        bytes.append(data)
         hasher?.update(data)
         return true
+    }
+
+    /// Where the next read may go in place (see `HeldBytes`): at most `bodyLeft` bytes, the rest of a
+    /// length-delimited body, and only when all of them fit within the limit (a body that will overflow is read
+    /// the ordinary way, so nothing is lost when it turns into a stream).
+    func readSpace(bodyLeft: Int) -> UnsafeMutableRawBufferPointer? {
+        guard bodyLeft > 0, bytes.count + bodyLeft <= limit else { return nil }
+        return bytes.space(limit: bodyLeft)
     }
 
     /// The digest of everything appended; the hasher is handed back with it (reset by `finish`).

@@ -344,6 +344,21 @@ final class UpstreamConnection: TCPConnection {
         }
     }
 
+    /// A held, length-delimited body is read straight into its storage: the read is capped at what is left of
+    /// the body, so no byte of a later response can land there (RFC 9112 §6.3 item 6 delimits it).
+    override func readInPlace() -> (UnsafeMutableRawBufferPointer, AnyObject)? {
+        guard case .hold(let held) = mode, hasResponse, let left = decoder.remainingLength,
+            left >= UpstreamConnection.inPlaceMinimum,
+            let space = held.readSpace(bodyLeft: Int(truncatingIfNeeded: min(left, UInt64(Int.max))))
+        else { return nil }
+        // No larger than the worker's buffer: the body is hashed per read, and a read as large as the socket
+        // holds would keep the loop from other connections for a whole large body's hash.
+        return (UnsafeMutableRawBufferPointer(rebasing: space.prefix(worker.readBuffer.count)), held.bytes)
+    }
+
+    /// Below this, a read into the worker's buffer and a copy cost less than a read of its own.
+    private static let inPlaceMinimum: UInt64 = 4 * 1024
+
     /// Hands one piece of body to the delegate the way it asked; false to pause.
     private func deliver(_ data: UnsafeRawBufferPointer, to d: any UpstreamClientDelegate) -> Bool {
         while true {
