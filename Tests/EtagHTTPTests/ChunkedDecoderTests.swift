@@ -95,7 +95,9 @@ struct ChunkedDecoderTests {
         (.untilClose, [], [nil]),
         (.none, [], [0]),
     ])
-    func remainingLengthTracksALengthDelimitedBody(framing: ResponseFraming, pieces: [Int], expected: [UInt64?])
+    func remainingLengthTracksALengthDelimitedBody(
+        framing: ResponseFraming, pieces: [Int], expected: [UInt64?]
+    )
         throws
     {
         var d = BodyDecoder(response: framing, maxTrailerSize: 64)
