@@ -106,7 +106,7 @@ public struct AccessLogLine {
         var frac = units % scale
         var d = scale / 10
         while d > 0 {
-            w.bytes.append(UInt8(ascii: "0") + UInt8(frac / d))
+            w.append(byte: UInt8(ascii: "0") + UInt8(frac / d))
             frac %= d
             d /= 10
         }
@@ -120,14 +120,14 @@ public struct AccessLogLine {
         for i in r {
             let c = b[i]
             if c == 0x22 || c == 0x5C {
-                w.bytes.append(0x5C)
-                w.bytes.append(c)
+                w.append(byte: 0x5C)
+                w.append(byte: c)
             } else if c < 0x20 || c > 0x7E {
                 w.append("\\u00")
-                w.bytes.append(hex.utf8Start[Int(c >> 4)])
-                w.bytes.append(hex.utf8Start[Int(c & 0xF)])
+                w.append(byte: hex.utf8Start[Int(c >> 4)])
+                w.append(byte: hex.utf8Start[Int(c & 0xF)])
             } else {
-                w.bytes.append(c)
+                w.append(byte: c)
             }
         }
         w.append("\"")

@@ -158,7 +158,7 @@ public final class ForwardingRules: Sendable {
             }
         }
         appendForwarded(&w, req, clientIP: clientIP, earlierHops: xff, requestIdLine: requestIdLine)
-        return w.bytes
+        return w.finish()
     }
 
     /// X-Forwarded-For (earlier hops, then this client, one combined field), X-Forwarded-Proto,
@@ -222,7 +222,7 @@ public final class ForwardingRules: Sendable {
             }
         }
         appendForwarded(&w, req, clientIP: clientIP, earlierHops: [], requestIdLine: requestIdLine)
-        return w.bytes
+        return w.finish()
     }
 
     static func isConditional(_ b: UnsafeRawBufferPointer, _ n: Range<Int>, tags: Bool, dates: Bool) -> Bool {
@@ -265,7 +265,7 @@ public final class ForwardingRules: Sendable {
         clientResponseHead(
             into: &w, resp, framing: framing, keepAlive: keepAlive, clientIsHTTP11: clientIsHTTP11, date: date,
             dropETag: dropETag, etag: etag, extra: extra, requestIdLine: requestIdLine)
-        return w.bytes
+        return w.finish()
     }
 
     /// `clientResponseHead`, appended to `w`.
@@ -346,7 +346,7 @@ public final class ForwardingRules: Sendable {
                 if keep { w.field(from: block, f) }
             }
         }
-        return w.bytes
+        return w.finish()
     }
 
     /// A 304 Not Modified head: ETag, Date, the 200's validator-related fields, Via, and `extra` lines.
@@ -358,7 +358,7 @@ public final class ForwardingRules: Sendable {
         notModifiedHead(
             into: &w, etag: etag, date: date, fields: fields, extra: extra, keepAlive: keepAlive,
             clientIsHTTP11: clientIsHTTP11, requestIdLine: requestIdLine)
-        return w.bytes
+        return w.finish()
     }
 
     /// `notModifiedHead`, appended to `w`.

@@ -42,7 +42,7 @@ public struct Problem: Sendable, Equatable {
             }
         }
         w.append("}\n")
-        return w.bytes
+        return w.finish()
     }
 
     /// The complete response: status line, fields, body.
@@ -66,7 +66,7 @@ public struct Problem: Sendable, Equatable {
         if close { w.append("Connection: close\r\n") }
         w.append("\r\n")
         if !headOnly { w.append(bytes: b) }
-        return w.bytes
+        return w.finish()
     }
 }
 

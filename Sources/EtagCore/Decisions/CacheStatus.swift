@@ -40,6 +40,6 @@ public enum CacheStatus {
         if stored { w.append("; stored") }
         if collapsed { w.append("; collapsed") }
         w.append("\r\n")
-        return w.bytes
+        return w.finish()
     }
 }

@@ -54,6 +54,6 @@ public enum AdminRoutes {
         w.append(string: extra)
         w.append("\r\n")
         if !headOnly { w.append(bytes: body) }
-        return w.bytes
+        return w.finish()
     }
 }

@@ -42,8 +42,7 @@ final class AccessLog {
         line.writeCheck = c.record.writeCheck
         line.requestId = RequestID.id(ofLine: c.requestIdLine)
         line.aborted = aborted
-        var w = ByteWriter(capacity: 0)
-        swap(&w.bytes, &pending)
+        var w = ByteWriter(appendingTo: &pending)
         switch format {
         case .text:
             line.text(into: &w, date: c.worker.exchanges.date)
@@ -56,7 +55,7 @@ final class AccessLog {
             }
             line.json(into: &w, second: secondText, millisecond: ts.tv_nsec / 1_000_000)
         }
-        pending = w.bytes
+        pending = w.finish()
         pendingLines += 1
         if pending.count >= 64 * 1024 { flush(c.worker.metrics) }
     }

@@ -294,8 +294,8 @@ final class ClientConnection: TCPConnection {
     func writeHead(body: UnsafeRawBufferPointer = .empty, _ build: (inout ByteWriter) -> Void) {
         var w = ByteWriter(reusing: &worker.exchanges.headScratch)
         build(&w)
-        w.bytes.withUnsafeBytes { write($0, body) }
-        worker.exchanges.headScratch = w.bytes
+        w.withUnsafeBytes { write($0, body) }
+        worker.exchanges.headScratch = w.scratch
     }
 
     private func requestBodyComplete() {
