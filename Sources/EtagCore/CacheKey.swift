@@ -114,68 +114,69 @@ public final class CacheKeyBuilder: Sendable {
     public func keyDigest(
         _ req: RequestHead, vary: [[UInt8]] = [], path: [UInt8]? = nil, hasher: SHA1Hasher
     ) -> Digest20 {
-        let b = req.head.bytes
-        hasher.update(keyPrefix)
-        if includeHost, let h = req.hostRange { Self.updateLowercased(hasher, b[h]) }
-        hasher.update("\0")
-        let target = path.map { $0[...] } ?? b[req.pathRange]
-        var any = false
-        let query = canonicalPath(target) { run in
-            if !run.isEmpty { Self.update(hasher, run) }
-            any = any || !run.isEmpty
+        withUnsafeTemporaryAllocation(byteCount: KeyMaterial.bufferSize, alignment: 16) { buffer in
+            var m = KeyMaterial(hasher: hasher, buffer: buffer)
+            let b = req.head.bytes
+            keyPrefix.withUnsafeBytes { m.add($0) }
+            b.withUnsafeBytes { bytes in
+                if includeHost, let h = req.hostRange { m.addLowercased(UnsafeRawBufferPointer(rebasing: bytes[h])) }
+            }
+            m.add(byte: 0)
+            let target = path.map { $0[...] } ?? b[req.pathRange]
+            var any = false
+            let query = canonicalPath(target) { run in
+                run.withUnsafeBytes { m.add($0) }
+                any = any || !run.isEmpty
+            }
+            if !any { m.add(byte: UInt8(ascii: "/")) }
+            if query < target.endIndex { target[query...].withUnsafeBytes { m.add($0) } }
+            req.head.bytes.withUnsafeBytes { bytes in
+                for (i, name) in keyHeaders.enumerated() {
+                    addField(&m, bytes, req.head.fields, name, mark: UInt8(i + 1))
+                }
+                if !vary.isEmpty {
+                    m.add(byte: 0)
+                    m.add(byte: 0)
+                    m.add(byte: UInt8(ascii: "v"))
+                    for name in vary { addField(&m, bytes, req.head.fields, name, mark: nil) }
+                }
+            }
+            m.flush()
+            return hasher.finish()
         }
-        if !any { hasher.update("/") }
-        if query < target.endIndex { Self.update(hasher, target[query...]) }
-        for (i, name) in keyHeaders.enumerated() {
-            updateField(hasher, req.head, name, mark: UInt8(i + 1))
-        }
-        if !vary.isEmpty {
-            hasher.update("\0\0v")
-            for name in vary { updateField(hasher, req.head, name, mark: nil) }
-        }
-        return hasher.finish()
-    }
-
-    private static func update(_ hasher: SHA1Hasher, _ bytes: ArraySlice<UInt8>) {
-        bytes.withUnsafeBytes { hasher.update($0) }
-    }
-
-    private static func updateLowercased(_ hasher: SHA1Hasher, _ bytes: ArraySlice<UInt8>) {
-        if bytes.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) }) { return update(hasher, bytes) }
-        hasher.update(bytes.map { $0 | ($0 >= 0x41 && $0 <= 0x5A ? 0x20 : 0) })
     }
 
     /// Adds the values of every field line called `name`, joined by commas: after NUL and `mark` (a key
     /// header's index; an absent key header adds nothing), or after NUL, the name and ":" (a Vary field).
-    private func updateField(_ hasher: SHA1Hasher, _ block: FieldBlock, _ name: [UInt8], mark: UInt8?) {
+    private func addField(
+        _ m: inout KeyMaterial, _ b: UnsafeRawBufferPointer, _ fields: [HeaderField], _ name: [UInt8], mark: UInt8?
+    ) {
         var first = true
-        if mark == nil {
-            hasher.update("\0")
-            hasher.update(name)
-            hasher.update(":")
-        }
-        block.bytes.withUnsafeBytes { b in
-            name.withUnsafeBytes { n in
-                for f in block.fields where f.name.count == n.count {
-                    var same = true
-                    var j = 0
-                    for i in f.name {
-                        if Self.lower(b[i]) != Self.lower(n[j]) {
-                            same = false
-                            break
-                        }
-                        j += 1
+        name.withUnsafeBytes { n in
+            if mark == nil {
+                m.add(byte: 0)
+                m.add(n)
+                m.add(byte: UInt8(ascii: ":"))
+            }
+            for f in fields where f.name.count == n.count {
+                var same = true
+                var j = 0
+                for i in f.name {
+                    if Self.lower(b[i]) != Self.lower(n[j]) {
+                        same = false
+                        break
                     }
-                    guard same else { continue }
-                    if !first {
-                        hasher.update(",")
-                    } else if let mark {
-                        hasher.update("\0")
-                        withUnsafeBytes(of: mark) { hasher.update($0) }
-                    }
-                    first = false
-                    hasher.update(UnsafeRawBufferPointer(rebasing: b[f.value]))
+                    j += 1
                 }
+                guard same else { continue }
+                if !first {
+                    m.add(byte: UInt8(ascii: ","))
+                } else if let mark {
+                    m.add(byte: 0)
+                    m.add(byte: mark)
+                }
+                first = false
+                m.add(UnsafeRawBufferPointer(rebasing: b[f.value]))
             }
         }
     }
@@ -207,5 +208,48 @@ public final class CacheKeyBuilder: Sendable {
             return Array((path.isEmpty ? "/" : path).utf8)
         }
         return nil
+    }
+}
+
+/// A key's material gathered in one buffer and hashed with one SHA-1 update when it fits (each update is a call
+/// chain and a copy into SHA-1's block buffer, and a key has a dozen pieces); longer material is hashed in
+/// buffer-sized pieces, which gives the same digest. The buffer is the caller's (on its stack).
+struct KeyMaterial {
+    static let bufferSize = 512
+    let hasher: SHA1Hasher
+    let buffer: UnsafeMutableRawBufferPointer
+    private var count = 0
+
+    init(hasher: SHA1Hasher, buffer: UnsafeMutableRawBufferPointer) {
+        self.hasher = hasher
+        self.buffer = buffer
+    }
+
+    mutating func add(_ p: UnsafeRawBufferPointer) {
+        guard let from = p.baseAddress, p.count > 0 else { return }
+        if p.count > buffer.count - count {
+            flush()
+            if p.count > buffer.count { return hasher.update(p) }
+        }
+        (buffer.baseAddress! + count).copyMemory(from: from, byteCount: p.count)
+        count += p.count
+    }
+
+    mutating func add(byte: UInt8) {
+        if count == buffer.count { flush() }
+        buffer[count] = byte
+        count += 1
+    }
+
+    /// Adds `p` with ASCII letters lowercased (a host name).
+    mutating func addLowercased(_ p: UnsafeRawBufferPointer) {
+        for c in p { add(byte: c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+    }
+
+    /// Hashes what is gathered.
+    mutating func flush() {
+        guard count > 0 else { return }
+        hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        count = 0
     }
 }

@@ -154,4 +154,28 @@ struct CacheKeyTests {
             String(decoding: hasher.hash(Array("abc".utf8)).hex, as: UTF8.self)
                 == "a9993e364706816aba3e25717850c26c9cd0d89d")
     }
+
+    /// Golden digests: the key material is a stored format (shared across processes and releases through the
+    /// shared region), so how it is gathered may change but the digest may not — including material longer
+    /// than the gathering buffer (hashed in pieces) and one piece longer than it.
+    @Test(arguments: [
+        (
+            "GET /p?q=1 HTTP/1.1\r\nHost: H.example\r\nAuthorization: Bearer a\r\nAccept-Encoding: gzip\r\n\r\n", false,
+            "86c978cb5dace35299a0a215b809d8f51980f2f5"
+        ),
+        (
+            "GET //a//b/?x HTTP/1.1\r\nHost: h\r\nX-Tenant: t1\r\nx-tenant: t2\r\n\r\n", true,
+            "398ab6c5c3db683b2a0c5802978c2ea5780f18bb"
+        ),
+        (
+            "GET /" + String(repeating: "p", count: 300) + " HTTP/1.1\r\nHost: h\r\nAuthorization: "
+                + String(repeating: "a", count: 700) + "\r\nAccept-Encoding: " + String(repeating: "z", count: 400)
+                + "\r\n\r\n", true, "72a8c1e569b7a37d366455ec23475f67c2ef02f1"
+        ),
+    ])
+    func keyDigestsAreStable(raw: String, withVary: Bool, hex: String) throws {
+        let vary = withVary ? [Array("x-tenant".utf8)] : []
+        let d = builder.keyDigest(try request(raw), vary: vary, hasher: hasher)
+        #expect(String(decoding: d.hex, as: UTF8.self) == hex)
+    }
 }
