@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 
 @testable import EtagServer
@@ -31,5 +32,24 @@ struct HeldBytesTests {
         let empty = HeldBytes()
         #expect(empty.space(limit: 10) == nil)
         empty.withUnsafeBytes { #expect($0.isEmpty) }
+    }
+
+    @Test func anAdoptedReadBufferHoldsTheBodyWhereItWasReadAndGrowsBetweenReads() throws {
+        // A read of "HEAD" and the body's first 6 bytes, in a malloc'd buffer of 16 bytes.
+        let raw = try #require(malloc(16))
+        let read = Array("HEADabcdef".utf8)
+        read.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: 10) }
+        let h = HeldBytes()
+        h.adopt(raw, allocated: 16, bodyStart: 4, expected: 100)
+        // The decoder hands over the body bytes where they were read: counted, not copied.
+        h.append(UnsafeRawBufferPointer(start: raw + 4, count: 6))
+        #expect(h.count == 6)
+        h.withUnsafeBytes { #expect(Array($0) == Array("abcdef".utf8)) }
+        #expect(h.capacity == 12, "not grown while the read is consumed")
+        // Before the next read: room for the whole body, the bytes kept.
+        let space = try #require(h.space(limit: 1000))
+        #expect(h.capacity == 100)
+        #expect(space.count == 94)
+        h.withUnsafeBytes { #expect(Array($0) == Array("abcdef".utf8)) }
     }
 }

@@ -86,15 +86,13 @@ class TCPConnection {
         if lingering { return }
         if let t = tls { return tlsReceived(t, UnsafeRawBufferPointer(start: base, count: n)) }
         if base == worker.readBuffer.baseAddress || inPlaceOwner != nil {
-            // Read into the shared buffer or in place: consumed from there. The storage read in place stays alive
-            // until then even if the exchange lets it go meanwhile (a held body that turns into a stream).
-            let owner = inPlaceOwner
-            inPlaceOwner = nil
+            // Read into the shared buffer or in place: consumed from there. Storage read into in place, or that
+            // adopted the shared buffer meanwhile (`keepUntilConsumed`), stays alive until the bytes are used even
+            // if the exchange lets it go meanwhile (a held body that turns into a stream).
             let view = UnsafeRawBufferPointer(start: base, count: n)
-            withExtendedLifetime(owner) {
-                let used = consume(view)
-                if used < n, !isClosing { input.append(UnsafeRawBufferPointer(rebasing: view[used...])) }
-            }
+            let used = consume(view)
+            if used < n, !isClosing { input.append(UnsafeRawBufferPointer(rebasing: view[used...])) }
+            inPlaceOwner = nil
         } else {
             input.commit(n)
             processBuffered()
@@ -107,6 +105,10 @@ class TCPConnection {
         let used = consume(input.view)
         if !isClosing { input.consume(used) }
     }
+
+    /// Keeps `owner`, which now holds the bytes being consumed (it adopted the worker's read buffer), alive
+    /// until they are.
+    final func keepUntilConsumed(_ owner: AnyObject) { inPlaceOwner = owner }
 
     /// Storage the next read may go straight into, with its owner (kept alive until the read is consumed): only
     /// where every byte that read can bring belongs there. Nil: the ordinary buffers.

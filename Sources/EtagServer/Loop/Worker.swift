@@ -22,7 +22,13 @@ final class Worker: @unchecked Sendable {
     /// Counts changes of the upstream by reloads: a connection made to an earlier one is never pooled again.
     private(set) var upstreamGeneration = 0
     let loop: UnsafeMutablePointer<uv_loop_t>
-    let readBuffer: UnsafeMutableRawBufferPointer
+    /// Where plaintext sockets read into when they hold nothing pending (`TCPConnection.allocate`): reads of up to
+    /// `readSize` bytes into a `malloc`'d block of `readAllocation`, whose slack lets a held body that arrives
+    /// with its head in one read stay where it was read (`handOverReadBuffer`). Replaced only by that hand-over,
+    /// on this worker's thread, between uses: no dynamic exclusivity check (one per read otherwise).
+    @exclusivity(unchecked) private(set) var readBuffer: UnsafeMutableRawBufferPointer
+    static let readSize = 64 * 1024
+    static let readAllocation = 80 * 1024
     private let listener: UnsafeMutablePointer<uv_tcp_t>
     private let stopSignal: UnsafeMutablePointer<uv_async_t>
     private let graceTimer: UnsafeMutablePointer<uv_timer_t>
@@ -66,7 +72,7 @@ final class Worker: @unchecked Sendable {
             loop: loop, settings: settings, accessLog: accessLog, metrics: metrics,
             notModifiedFields: notModifiedFields,
             heldMemory: HeldMemoryCredit(budget: heldMemory ?? HeldMemoryBudget(limit: config.limits.heldMemory)))
-        readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        readBuffer = Worker.newReadBuffer()
         listener = .allocate(capacity: 1)
         stopSignal = .allocate(capacity: 1)
         graceTimer = .allocate(capacity: 1)
@@ -130,8 +136,21 @@ final class Worker: @unchecked Sendable {
     /// Whether the loop ended with every handle closed, so the handles' memory is no longer libuv's.
     private var loopClosed = false
 
+    private static func newReadBuffer() -> UnsafeMutableRawBufferPointer {
+        guard let p = malloc(readAllocation) else { fatalError("out of memory for a worker's read buffer") }
+        return UnsafeMutableRawBufferPointer(start: p, count: readSize)
+    }
+
+    /// Gives the read buffer, and the bytes just read into it, to a held body (`HeldBytes.adopt`, which frees it)
+    /// and takes a new one: the body is not copied out of it. Returns the buffer and its allocated size.
+    func handOverReadBuffer() -> (UnsafeMutableRawPointer, Int) {
+        let old = readBuffer.baseAddress!
+        readBuffer = Worker.newReadBuffer()
+        return (old, Worker.readAllocation)
+    }
+
     deinit {
-        readBuffer.deallocate()
+        free(readBuffer.baseAddress)
         // A loop that never ran (or still holds a handle) keeps its memory: leaked rather than freed under libuv.
         guard loopClosed else { return }
         listener.deallocate()

@@ -51,6 +51,10 @@ final class HeldBody {
         return bytes.space(limit: bodyLeft)
     }
 
+    /// Whether a body of `bodyLength` bytes may take over a read buffer as its storage (`HeldBytes.adopt`):
+    /// nothing held yet, and the whole body within the limit.
+    func canAdopt(bodyLength: Int) -> Bool { bytes.count == 0 && bodyLength <= limit }
+
     /// The digest of everything appended; the hasher is handed back with it (reset by `finish`).
     func finish() -> (Digest20, SHA1Hasher)? {
         guard let h = hasher else { return nil }

@@ -303,6 +303,7 @@ final class UpstreamConnection: TCPConnection {
                             response: head.framing, maxTrailerSize: settings.responseLimits.maxTrailerSize)
                         arm(.response, settings.timeouts.upstream)
                         mode = d.upstreamReceivedHead(head)
+                        if case .hold(let held) = mode, !isClosing { adoptReadBuffer(buf, bodyStart: off, held) }
                     }
                 } catch {
                     fail(.broken(error.detail))
@@ -355,6 +356,26 @@ final class UpstreamConnection: TCPConnection {
         // holds would keep the loop from other connections for a whole large body's hash.
         return (UnsafeMutableRawBufferPointer(rebasing: space.prefix(worker.readBuffer.count)), held.bytes)
     }
+
+    /// A held, length-delimited body of some size whose head came in the worker's read buffer: that buffer,
+    /// holding the body's first bytes, becomes the body's storage (they are not copied out of it), and the worker
+    /// takes a new one.
+    private func adoptReadBuffer(_ buf: UnsafeRawBufferPointer, bodyStart off: Int, _ held: HeldBody) {
+        let shared = worker.readBuffer
+        guard let left = decoder.remainingLength, left >= UpstreamConnection.adoptMinimum,
+            let b = buf.baseAddress, let r = shared.baseAddress,
+            b >= UnsafeRawPointer(r), b + buf.count <= UnsafeRawPointer(r) + shared.count,
+            held.canAdopt(bodyLength: Int(truncatingIfNeeded: min(left, UInt64(Int.max))))
+        else { return }
+        let (buffer, allocated) = worker.handOverReadBuffer()
+        held.bytes.adopt(
+            buffer, allocated: allocated, bodyStart: (b - UnsafeRawPointer(r)) + off, expected: Int(left))
+        keepUntilConsumed(held.bytes)
+    }
+
+    /// Below this, copying the first read's share of a body costs less than the buffer handed over for it (and
+    /// a small body would hold a whole read buffer).
+    private static let adoptMinimum: UInt64 = 32 * 1024
 
     /// Below this, a read into the worker's buffer and a copy cost less than a read of its own.
     private static let inPlaceMinimum: UInt64 = 4 * 1024
