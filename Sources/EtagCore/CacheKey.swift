@@ -15,7 +15,10 @@ import EtagHTTP
 /// parser refuses them).
 public final class CacheKeyBuilder: Sendable {
     let origin: [UInt8]
-    let keyHeaders: [[UInt8]]
+    /// The `cache.key_headers` names, lowercased, one after another (`keyHeaderRanges` delimits them): one array
+    /// to walk per key, not one per name to retain and release.
+    private let keyHeaderNames: [UInt8]
+    private let keyHeaderRanges: [Range<Int>]
     /// The client's Host is part of the keys (only when it is sent upstream).
     let includeHost: Bool
     /// `/a/` and `/a` are one resource.
@@ -35,7 +38,15 @@ public final class CacheKeyBuilder: Sendable {
         self.includeHost = includeHost
         self.ignoreTrailingSlash = ignoreTrailingSlash
         self.origin = Array(origin.utf8)
-        self.keyHeaders = keyHeaders.map { Array($0.lowercased().utf8) }
+        var names: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for name in keyHeaders {
+            let start = names.count
+            names += Array(name.lowercased().utf8)
+            ranges.append(start..<names.count)
+        }
+        keyHeaderNames = names
+        keyHeaderRanges = ranges
         let originDigest = SHA1Hasher().hash(self.origin)
         keyPrefix = Array("k2".utf8) + withUnsafeBytes(of: originDigest.a) { Array($0) }
         var h1: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -131,14 +142,19 @@ public final class CacheKeyBuilder: Sendable {
             if !any { m.add(byte: UInt8(ascii: "/")) }
             if query < target.endIndex { target[query...].withUnsafeBytes { m.add($0) } }
             req.head.bytes.withUnsafeBytes { bytes in
-                for (i, name) in keyHeaders.enumerated() {
-                    addField(&m, bytes, req.head.fields, name, mark: UInt8(i + 1))
+                keyHeaderNames.withUnsafeBytes { names in
+                    for (i, r) in keyHeaderRanges.enumerated() {
+                        addField(
+                            &m, bytes, req.head.fields, UnsafeRawBufferPointer(rebasing: names[r]), mark: UInt8(i + 1))
+                    }
                 }
                 if !vary.isEmpty {
                     m.add(byte: 0)
                     m.add(byte: 0)
                     m.add(byte: UInt8(ascii: "v"))
-                    for name in vary { addField(&m, bytes, req.head.fields, name, mark: nil) }
+                    for name in vary {
+                        name.withUnsafeBytes { addField(&m, bytes, req.head.fields, $0, mark: nil) }
+                    }
                 }
             }
             m.flush()
@@ -146,38 +162,37 @@ public final class CacheKeyBuilder: Sendable {
         }
     }
 
-    /// Adds the values of every field line called `name`, joined by commas: after NUL and `mark` (a key
+    /// Adds the values of every field line called `n` (lowercase), joined by commas: after NUL and `mark` (a key
     /// header's index; an absent key header adds nothing), or after NUL, the name and ":" (a Vary field).
     private func addField(
-        _ m: inout KeyMaterial, _ b: UnsafeRawBufferPointer, _ fields: [HeaderField], _ name: [UInt8], mark: UInt8?
+        _ m: inout KeyMaterial, _ b: UnsafeRawBufferPointer, _ fields: [HeaderField], _ n: UnsafeRawBufferPointer,
+        mark: UInt8?
     ) {
         var first = true
-        name.withUnsafeBytes { n in
-            if mark == nil {
+        if mark == nil {
+            m.add(byte: 0)
+            m.add(n)
+            m.add(byte: UInt8(ascii: ":"))
+        }
+        for f in fields where f.name.count == n.count {
+            var same = true
+            var j = 0
+            for i in f.name {
+                if Self.lower(b[i]) != Self.lower(n[j]) {
+                    same = false
+                    break
+                }
+                j += 1
+            }
+            guard same else { continue }
+            if !first {
+                m.add(byte: UInt8(ascii: ","))
+            } else if let mark {
                 m.add(byte: 0)
-                m.add(n)
-                m.add(byte: UInt8(ascii: ":"))
+                m.add(byte: mark)
             }
-            for f in fields where f.name.count == n.count {
-                var same = true
-                var j = 0
-                for i in f.name {
-                    if Self.lower(b[i]) != Self.lower(n[j]) {
-                        same = false
-                        break
-                    }
-                    j += 1
-                }
-                guard same else { continue }
-                if !first {
-                    m.add(byte: UInt8(ascii: ","))
-                } else if let mark {
-                    m.add(byte: 0)
-                    m.add(byte: mark)
-                }
-                first = false
-                m.add(UnsafeRawBufferPointer(rebasing: b[f.value]))
-            }
+            first = false
+            m.add(UnsafeRawBufferPointer(rebasing: b[f.value]))
         }
     }
 
