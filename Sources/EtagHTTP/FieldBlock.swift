@@ -64,6 +64,8 @@ public struct FieldBlock: Sendable {
 }
 
 extension UnsafeRawBufferPointer {
+    /// `equalsLowercase` for the other modules, inlined into them.
+    @inlinable
     public func equalsLowercasePublic(_ range: Range<Int>, _ name: StaticString) -> Bool {
         equalsLowercase(range, name)
     }

@@ -51,3 +51,24 @@ struct HeadStorageTests {
         #expect(h.head.string(h.pathRange) == "/ok")
     }
 }
+
+/// `equalsLowercase`: case-insensitive, whole-range, for the names and tokens the proxy compares.
+@Suite("Case-insensitive name comparison")
+struct EqualsLowercaseTests {
+    @Test(arguments: [
+        ("ETag", "etag", true), ("etag", "etag", true), ("ETAG ", "etag", false), ("etah", "etag", false),
+        ("Content-Length", "content-length", true), ("CONTENT-LENGTH", "content-length", true),
+        ("Content_Length", "content-length", false), ("Content-Lengti", "content-length", false),
+        ("Transfer-Encoding", "transfer-encoding", true), ("Transfer-Encodinf", "transfer-encoding", false),
+        ("If-Unmodified-Since", "if-unmodified-since", true), ("If-Unmodified-Sincf", "if-unmodified-since", false),
+        ("X-Request-ID", "x-request-id", true), ("100-Continue", "100-continue", true),
+        ("100-continuE", "100-continue", true), ("101-continue", "100-continue", false), ("", "te", false),
+        ("TE", "te", true), ("Keep-Alive", "keep-alive", true), ("Keep Alive", "keep-alive", false),
+    ])
+    func comparesWholeNamesIgnoringCase(field: String, name: StaticString, equal: Bool) {
+        let bytes = Array(("x" + field + "y").utf8)  // the range sits inside a larger buffer
+        bytes.withUnsafeBytes { b in
+            #expect(b.equalsLowercase(1..<(1 + field.utf8.count), name) == equal)
+        }
+    }
+}
