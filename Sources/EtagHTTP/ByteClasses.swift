@@ -50,9 +50,10 @@ public enum ByteClass {
 }
 
 extension UnsafeRawBufferPointer {
-    /// Case-insensitive comparison of `range` with a lowercase field name (letters, digits and "-"), eight bytes
-    /// at a time. Setting bit 0x20 of every byte lowercases letters and leaves digits and "-" alone; the only other
-    /// byte it maps onto one of those is CR (onto "-"), which no parsed field name contains.
+    /// Case-insensitive comparison of `range` with a lowercase name or token (letters, digits and "-": field
+    /// names, "close", "chunked", "100-continue", "http"…), eight bytes at a time. Setting bit 0x20 of every byte
+    /// lowercases letters and leaves digits and "-" alone; the only other bytes it maps onto those are control
+    /// bytes (0x0D onto "-", 0x10–0x19 onto digits), which the parser refuses in names, values and targets.
     @usableFromInline @inline(__always)
     func equalsLowercase(_ range: Range<Int>, _ name: StaticString) -> Bool {
         let n = name.utf8CodeUnitCount

@@ -21,17 +21,12 @@ extension ClientConnection {
         record.bodyBytesSent = sendBody ? UInt64(size) : 0
         let http11 = record.clientIsHTTP11
         let keepAlive = record.keepAliveAfter
-        let build = { (w: inout ByteWriter) in
-            self.settings.rules.clientResponseHead(
+        writeHead(body: sendBody ? body : nil) { w in
+            settings.rules.clientResponseHead(
                 into: &w, head, framing: framing, keepAlive: keepAlive, clientIsHTTP11: http11,
-                date: self.worker.exchanges.date,
-                dropETag: tag != nil || self.settings.etagMode == .replace, etag: tag, extra: extra,
-                requestIdLine: self.requestIdLine)
-        }
-        if sendBody, let body {
-            body.withUnsafeBytes { writeHead(body: $0, build) }
-        } else {
-            writeHead(build)
+                date: worker.exchanges.date,
+                dropETag: tag != nil || settings.etagMode == .replace, etag: tag, extra: extra,
+                requestIdLine: requestIdLine)
         }
         endExchange()
     }

@@ -291,10 +291,12 @@ final class ClientConnection: TCPConnection {
 
     /// Builds a head in the worker's scratch memory and writes it with `body` in one go (the bytes are copied
     /// only when the socket cannot take them at once), so the head costs no allocation.
-    func writeHead(body: UnsafeRawBufferPointer = .empty, _ build: (inout ByteWriter) -> Void) {
+    func writeHead(body: HeldBytes? = nil, _ build: (inout ByteWriter) -> Void) {
         var w = ByteWriter(reusing: &worker.exchanges.headScratch)
         build(&w)
-        w.withUnsafeBytes { write($0, body) }
+        w.withUnsafeBytes { h in
+            if let body { body.withUnsafeBytes { write(h, $0) } } else { write(h) }
+        }
         worker.exchanges.headScratch = w.scratch
     }
 

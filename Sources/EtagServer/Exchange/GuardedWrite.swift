@@ -138,7 +138,7 @@ final class GuardedWrite {
                 digest = d
             } else {
                 let hasher = worker.exchanges.keyHasher
-                digest = fetchBody.map { b in b.bytes.withUnsafeBytes { hasher.hash($0) } } ?? hasher.hash([])
+                digest = (fetchBody?.bytes ?? HeldBytes()).withUnsafeBytes { hasher.hash($0) }
             }
             return digest!
         }

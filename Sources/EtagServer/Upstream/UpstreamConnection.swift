@@ -348,9 +348,8 @@ final class UpstreamConnection: TCPConnection {
     /// A held, length-delimited body is read straight into its storage: the read is capped at what is left of
     /// the body, so no byte of a later response can land there (RFC 9112 §6.3 item 6 delimits it).
     override func readInPlace() -> (UnsafeMutableRawBufferPointer, AnyObject)? {
-        guard case .hold(let held) = mode, hasResponse, let left = decoder.remainingLength,
-            left >= UpstreamConnection.inPlaceMinimum,
-            let space = held.readSpace(bodyLeft: Int(truncatingIfNeeded: min(left, UInt64(Int.max))))
+        guard case .hold(let held) = mode, hasResponse, let left = bodyLeft, left >= UpstreamConnection.inPlaceMinimum,
+            let space = held.readSpace(bodyLeft: left)
         else { return nil }
         // No larger than the worker's buffer: the body is hashed per read, and a read as large as the socket
         // holds would keep the loop from other connections for a whole large body's hash.
@@ -362,23 +361,25 @@ final class UpstreamConnection: TCPConnection {
     /// takes a new one.
     private func adoptReadBuffer(_ buf: UnsafeRawBufferPointer, bodyStart off: Int, _ held: HeldBody) {
         let shared = worker.readBuffer
-        guard let left = decoder.remainingLength, left >= UpstreamConnection.adoptMinimum,
+        guard let left = bodyLeft, left >= UpstreamConnection.adoptMinimum,
             let b = buf.baseAddress, let r = shared.baseAddress,
             b >= UnsafeRawPointer(r), b + buf.count <= UnsafeRawPointer(r) + shared.count,
-            held.canAdopt(bodyLength: Int(truncatingIfNeeded: min(left, UInt64(Int.max))))
+            held.canAdopt(bodyLength: left)
         else { return }
         let (buffer, allocated) = worker.handOverReadBuffer()
-        held.bytes.adopt(
-            buffer, allocated: allocated, bodyStart: (b - UnsafeRawPointer(r)) + off, expected: Int(left))
+        held.bytes.adopt(buffer, allocated: allocated, bodyStart: (b - UnsafeRawPointer(r)) + off, expected: left)
         keepUntilConsumed(held.bytes)
     }
 
+    /// What is left of a length-delimited body (nil for chunked and close-delimited ones).
+    private var bodyLeft: Int? { decoder.remainingLength.map { Int(truncatingIfNeeded: min($0, UInt64(Int.max))) } }
+
     /// Below this, copying the first read's share of a body costs less than the buffer handed over for it (and
     /// a small body would hold a whole read buffer).
-    private static let adoptMinimum: UInt64 = 32 * 1024
+    private static let adoptMinimum = 32 * 1024
 
     /// Below this, a read into the worker's buffer and a copy cost less than a read of its own.
-    private static let inPlaceMinimum: UInt64 = 4 * 1024
+    private static let inPlaceMinimum = 4 * 1024
 
     /// Hands one piece of body to the delegate the way it asked; false to pause.
     private func deliver(_ data: UnsafeRawBufferPointer, to d: any UpstreamClientDelegate) -> Bool {
